@@ -1,0 +1,30 @@
+"""The ``grpcsec`` command line: a Typer app that parses, calls the library and formats.
+
+One sub-module per command group registers its commands on :data:`app`; nothing outside this
+package imports it. ``main`` is the console-script entry point.
+"""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="grpcsec",
+    help="Secure gRPC services: certificates, TLS/mTLS credentials, identity and diagnostics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Command groups register themselves on import (order = order in --help).
+from grpcsec.cli import demo_command as _demo_command  # noqa: E402, F401
+from grpcsec.cli import inspect_commands as _inspect_commands  # noqa: E402, F401
+from grpcsec.cli import pki_commands as _pki_commands  # noqa: E402, F401
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,100 @@
+"""What every command shares: exit codes, the error boundary, output helpers and passwords.
+
+Exit codes (stable, documented in docs/cli.md):
+
+* 0 — success;
+* 1 — the check ran and the answer is "no" (verification failed, a problem was found);
+* 2 — bad usage or bad input (a file that cannot be read or parsed, conflicting options).
+
+A :class:`~grpcsec.errors.GrpcsecError` becomes one line on stderr and exit code 2, never a
+traceback; ``--json`` commands print their JSON on stdout and still use these codes.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from grpcsec.errors import ConfigurationError, GrpcsecError
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PASSWORD_ENV",
+    "console",
+    "errors_to_exit",
+    "fail",
+    "print_json",
+    "read_password",
+    "stderr",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+PASSWORD_ENV = "GRPCSEC_KEY_PASSWORD"  # noqa: S105 (the variable name, not a password)
+
+console = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """Turn grpcsec errors raised inside the block into a one-line message and exit code 2."""
+    try:
+        yield
+    except GrpcsecError as exc:
+        fail(str(exc).replace("[", r"\["))
+
+
+def print_json(value: object) -> None:
+    """Print ``value`` as indented JSON on stdout (no Rich markup or wrapping)."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def read_password(
+    *, env: str = PASSWORD_ENV, prompt: str | None = None, confirm: bool = False
+) -> bytes | None:
+    """A key password from the environment variable ``env`` or, when ``prompt`` is given and
+    stdin is a terminal, from an interactive prompt. Never from a command-line argument.
+
+    Returns ``None`` when neither is available; an empty answer is refused.
+    """
+    value = os.environ.get(env)
+    if value is not None:
+        if not value:
+            raise ConfigurationError(f"{env} is set but empty")
+        return value.encode()
+    if prompt is None or not sys.stdin.isatty():
+        return None
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat the password: ") != first:
+        raise ConfigurationError("the two passwords differ")
+    if not first:
+        raise ConfigurationError("an empty password is not allowed")
+    return first.encode()
+
+
+def run(call: Callable[[], T]) -> T:
+    """Run ``call`` inside :func:`errors_to_exit` and return its value."""
+    with errors_to_exit():
+        return call()

@@ -1,0 +1,90 @@
+"""The whole grpcsec error tree.
+
+Every error grpcsec raises is a :class:`GrpcsecError`, so callers can catch one class. Third-party
+exceptions (``cryptography``, ``grpc``, ``OSError``) are re-raised as one of these with ``from``.
+Each message is one line, names the file when there is one, and never contains key material,
+passwords or tokens::
+
+    GrpcsecError
+    ├── ConfigurationError      bad options or usage (conflicting flags, a missing pair half)
+    ├── MaterialError           a certificate, key or CSR cannot be read or used
+    │   ├── KeyMismatchError    the private key does not belong to the certificate
+    │   └── PasswordError       an encrypted key without a password, or with a wrong one
+    ├── IssuanceError           a certificate cannot be issued as asked (bad SAN, validity, CA)
+    └── VerificationError       a certificate does not verify; ``reason`` says which check failed
+
+Later layers add ``AuthenticationError`` and ``AuthorizationError`` under the same root; the gRPC
+boundary maps them to status codes with a generic message for the peer.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+__all__ = [
+    "ConfigurationError",
+    "GrpcsecError",
+    "IssuanceError",
+    "KeyMismatchError",
+    "MaterialError",
+    "PasswordError",
+    "VerificationError",
+    "VerifyReason",
+]
+
+
+class GrpcsecError(Exception):
+    """Root of every error grpcsec raises.
+
+    ``path`` is the file the problem is about, when there is one; ``str()`` puts it first so a
+    CLI can print the error as its one-line reason.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        self.message = message
+        self.path = str(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class ConfigurationError(GrpcsecError):
+    """Options that cannot work together, or a required option that is missing."""
+
+
+class MaterialError(GrpcsecError):
+    """A certificate, key, bundle or CSR that cannot be read, parsed or used."""
+
+
+class KeyMismatchError(MaterialError):
+    """A private key that does not belong to the certificate it is paired with."""
+
+
+class PasswordError(MaterialError):
+    """An encrypted private key with no password, or a password that does not decrypt it."""
+
+
+class IssuanceError(GrpcsecError):
+    """A request the CA refuses: bad names, impossible validity, a non-CA issuer."""
+
+
+class VerifyReason(enum.Enum):
+    """Why a certificate failed verification. Values are stable and appear in ``--json`` output."""
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    UNKNOWN_AUTHORITY = "unknown_authority"
+    HOSTNAME_MISMATCH = "hostname_mismatch"
+    WRONG_EKU = "wrong_eku"
+    NOT_A_LEAF = "not_a_leaf"
+    INVALID_CHAIN = "invalid_chain"
+    KEY_MISMATCH = "key_mismatch"
+
+
+class VerificationError(GrpcsecError):
+    """A certificate that does not verify; ``reason`` names the specific check that failed."""
+
+    def __init__(
+        self, reason: VerifyReason, message: str, *, path: str | Path | None = None
+    ) -> None:
+        self.reason = reason
+        super().__init__(message, path=path)

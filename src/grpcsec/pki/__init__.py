@@ -1,0 +1,65 @@
+"""Certificate authority and certificate tooling; never imports grpc.
+
+Modules: :mod:`~grpcsec.pki.keys` (key types), :mod:`~grpcsec.pki.names` (SANs, SPIFFE IDs),
+:mod:`~grpcsec.pki.validity` (durations and defaults), :mod:`~grpcsec.pki.profiles`
+(extensions), :mod:`~grpcsec.pki.authority` (issuing), :mod:`~grpcsec.pki.files` (reading and
+atomic writing), :mod:`~grpcsec.pki.inspect` and :mod:`~grpcsec.pki.verify`.
+"""
+
+from grpcsec.pki.authority import CertificateAuthority, IssuedCertificate, check_key_matches
+from grpcsec.pki.files import (
+    CA_KEY_MODE,
+    CERT_MODE,
+    KEY_MODE,
+    PendingFile,
+    certificates_pem,
+    load_certificate_file,
+    load_certificates,
+    load_csr,
+    load_key_file,
+    read_file,
+    write_files,
+)
+from grpcsec.pki.inspect import BundleReport, CertificateInfo, fingerprint_sha256, inspect_bundle
+from grpcsec.pki.keys import KeyType, PrivateKey, generate_key, load_private_key, private_key_pem
+from grpcsec.pki.names import SpiffeId, SubjectAltNames
+from grpcsec.pki.profiles import Profile
+from grpcsec.pki.validity import Validity, format_duration, parse_duration, utcnow
+from grpcsec.pki.verify import Role, VerifiedChain, host_matches, verify_certificate
+
+__all__ = [
+    "CA_KEY_MODE",
+    "CERT_MODE",
+    "KEY_MODE",
+    "BundleReport",
+    "CertificateAuthority",
+    "CertificateInfo",
+    "IssuedCertificate",
+    "KeyType",
+    "PendingFile",
+    "PrivateKey",
+    "Profile",
+    "Role",
+    "SpiffeId",
+    "SubjectAltNames",
+    "Validity",
+    "VerifiedChain",
+    "certificates_pem",
+    "check_key_matches",
+    "fingerprint_sha256",
+    "format_duration",
+    "generate_key",
+    "host_matches",
+    "inspect_bundle",
+    "load_certificate_file",
+    "load_certificates",
+    "load_csr",
+    "load_key_file",
+    "load_private_key",
+    "parse_duration",
+    "private_key_pem",
+    "read_file",
+    "utcnow",
+    "verify_certificate",
+    "write_files",
+]
