@@ -292,11 +292,18 @@ class CertificateAuthority:
         key: PrivateKey | None = None,
         validity: Validity | None = None,
         now: dt.datetime | None = None,
+        allow_unsupported_key: bool = False,
     ) -> IssuedCertificate:
         """Issue a leaf of ``profile`` for ``names`` with a new key (or ``key``, when given).
 
         The subject CN defaults to the first name; the SAN extension is always present.
         """
+        if key is None and not key_type.grpc_leaf_supported and not allow_unsupported_key:
+            raise IssuanceError(
+                f"grpcio cannot complete a TLS handshake with a {key_type.value} leaf key "
+                "(NO_COMMON_SIGNATURE_ALGORITHMS); use ecdsa-p256 (the default), ecdsa-p384 or "
+                "RSA, or pass allow_unsupported_key=True (--allow-unsupported-key) for non-gRPC use"
+            )
         key = key or generate_key(key_type)
         certificate = self._issue_leaf(
             profile, names, key.public_key(), common_name, organization, validity, now

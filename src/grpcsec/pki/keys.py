@@ -47,11 +47,13 @@ class KeyType(enum.Enum):
     ED25519 = "ed25519"
 
     @property
-    def grpc_supported(self) -> bool:
-        """Whether grpcio's TLS stack can serve and accept this key type.
+    def grpc_leaf_supported(self) -> bool:
+        """Whether grpcio's TLS stack can serve and present a *leaf* with this key type.
 
-        Measured by ``tests/pki/test_key_types_grpc.py`` with grpcio 1.85.1: Ed25519 leaves fail
-        the handshake, every other type works.
+        Measured by ``tests/test_key_types_grpc.py`` (grpcio 1.85.1, BoringSSL): an Ed25519 leaf
+        fails every handshake with ``NO_COMMON_SIGNATURE_ALGORITHMS``; every other type works.
+        An Ed25519 *CA* signing ECDSA or RSA leaves does work in grpcio, but
+        ``cryptography``'s web PKI verifier (and so ``grpcsec verify``) rejects it.
         """
         return self is not KeyType.ED25519
 
