@@ -85,6 +85,7 @@ def load_certificates(
         raise MaterialError("the file is empty; expected a PEM certificate", path=source)
     begins = _PEM_BEGIN.findall(stripped)
     if not begins:
+        stripped = data  # DER: stripping could cut bytes off the end
         if stripped[:1] == b"\x30":
             if not allow_der:
                 raise MaterialError(
@@ -136,12 +137,11 @@ def load_key_file(path: str | Path, *, password: bytes | None = None) -> Private
 
 def load_csr(data: bytes, *, source: str | Path | None = None) -> x509.CertificateSigningRequest:
     """Parse a PEM or DER certificate signing request and check its self-signature."""
-    stripped = data.strip()
     try:
-        if stripped.startswith(b"-----BEGIN"):
-            csr = x509.load_pem_x509_csr(stripped)
+        if data.lstrip().startswith(b"-----BEGIN"):
+            csr = x509.load_pem_x509_csr(data.strip())
         else:
-            csr = x509.load_der_x509_csr(stripped)
+            csr = x509.load_der_x509_csr(data)
     except ValueError as exc:
         raise MaterialError("not a valid certificate signing request", path=source) from exc
     if not csr.is_signature_valid:

@@ -132,10 +132,10 @@ def load_private_key(
     encrypted and no password or a wrong one was given, and :class:`MaterialError` for anything
     that is not a supported private key (a certificate, garbage, a truncated file).
     """
-    stripped = data.strip()
-    if not stripped:
+    is_pem = data.lstrip().startswith(b"-----BEGIN")
+    stripped = data.strip() if is_pem else data  # stripping could cut bytes off DER
+    if not data.strip():
         raise MaterialError("the file is empty; expected a PEM private key", path=source)
-    is_pem = stripped.startswith(b"-----BEGIN")
     if is_pem and b"PRIVATE KEY-----" not in stripped.split(b"\n", 1)[0]:
         first = stripped.split(b"\n", 1)[0].decode("ascii", "replace")
         raise MaterialError(f"expected a PEM private key, found {first!r}", path=source)

@@ -29,6 +29,7 @@ __all__ = [
     "Validity",
     "format_duration",
     "parse_duration",
+    "parse_time",
     "utcnow",
 ]
 
@@ -66,6 +67,26 @@ def parse_duration(text: str) -> dt.timedelta:
     if seconds <= 0:
         raise IssuanceError(f"invalid duration {text!r}: it must be longer than zero")
     return dt.timedelta(seconds=seconds)
+
+
+def parse_time(text: str) -> dt.datetime:
+    """Parse an ISO 8601 date or date-time into an aware UTC datetime; a naive value means UTC.
+
+    Accepts ``2030-01-31``, ``2030-01-31T12:00``, ``2030-01-31T12:00:00Z`` and explicit offsets
+    (``+02:00``). Raises :class:`IssuanceError` for anything else, like :func:`parse_duration`.
+    """
+    cleaned = text.strip()
+    if cleaned[-1:] in {"Z", "z"}:
+        cleaned = cleaned[:-1] + "+00:00"  # Python 3.10's fromisoformat does not take "Z"
+    try:
+        moment = dt.datetime.fromisoformat(cleaned)
+    except ValueError as exc:
+        raise IssuanceError(
+            f"invalid time {text!r}: use ISO 8601, e.g. 2030-01-31 or 2030-01-31T12:00:00Z"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
 
 
 def format_duration(delta: dt.timedelta) -> str:

@@ -1,0 +1,67 @@
+"""The import shape from docs/architecture: pki and identity never import grpc, and nothing
+but the CLI imports the CLI or the demo. Read from the source with ``ast``, so a lazy import
+inside a function counts too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "grpcsec"
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def modules(*parts: str) -> list[Path]:
+    base = SRC.joinpath(*parts)
+    return sorted(base.rglob("*.py")) if base.is_dir() else [base]
+
+
+GRPC_FREE = [*modules("pki"), *modules("errors.py"), *modules("identity.py")]
+
+
+@pytest.mark.parametrize("path", [p for p in GRPC_FREE if p.exists()], ids=lambda p: p.name)
+def test_grpc_free_modules_do_not_import_grpc(path: Path) -> None:
+    bad = {name for name in imports_of(path) if name == "grpc" or name.startswith("grpc.")}
+    assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SRC.rglob("*.py") if "cli" not in p.relative_to(SRC).parts],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_only_the_cli_imports_the_cli(path: Path) -> None:
+    bad = {name for name in imports_of(path) if name.startswith("grpcsec.cli")}
+    assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SRC.rglob("*.py") if not {"cli", "demo"} & set(p.relative_to(SRC).parts)],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_library_does_not_import_the_demo(path: Path) -> None:
+    bad = {name for name in imports_of(path) if name.startswith("grpcsec.demo")}
+    assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+def test_pki_does_not_print() -> None:
+    for path in modules("pki"):
+        tree = ast.parse(path.read_text())
+        calls = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
+        ]
+        assert not calls, f"{path.name} prints"
