@@ -256,3 +256,17 @@ def test_serials_are_random_and_distinct(root: CertificateAuthority) -> None:
     }
     assert len(serials) == 5
     assert all(s.bit_length() > 64 for s in serials)
+
+
+def test_csr_with_ed25519_key_is_refused_unless_asked_for(root: CertificateAuthority) -> None:
+    key = generate_key(KeyType.ED25519)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ed")]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("ed.example")]), critical=False)
+        .sign(key, None)
+    )
+    with pytest.raises(IssuanceError, match="ed25519 key"):
+        root.sign_csr(csr, Profile.SERVER, now=NOW)
+    issued = root.sign_csr(csr, Profile.SERVER, now=NOW, allow_unsupported_key=True)
+    assert issued.certificate.public_key() == key.public_key()

@@ -27,6 +27,7 @@ from grpcsec.pki.keys import (
     PrivateKey,
     PublicKey,
     generate_key,
+    key_type_of,
     private_key_pem,
     public_keys_equal,
     signature_hash,
@@ -164,9 +165,17 @@ class CertificateAuthority:
 
     @classmethod
     def from_pem(
-        cls, certificate_pem: bytes, key: PrivateKey, *, source: str | None = None
+        cls,
+        certificate_pem: bytes,
+        key: PrivateKey,
+        *,
+        source: str | None = None,
+        key_source: str | None = None,
     ) -> CertificateAuthority:
-        """A CA from its certificate file (the CA first, then any parents) and its key."""
+        """A CA from its certificate file (the CA first, then any parents) and its key.
+
+        ``source`` and ``key_source`` name the two files in error messages.
+        """
         from grpcsec.pki.files import load_certificates  # noqa: PLC0415 (cycle-free, lazy)
 
         certificates = load_certificates(certificate_pem, source=source)
@@ -174,7 +183,8 @@ class CertificateAuthority:
             return cls(certificates[0], key, tuple(certificates[1:]))
         except KeyMismatchError as exc:
             raise KeyMismatchError(
-                "the CA key does not match the CA certificate", path=source
+                f"the CA key does not match the CA certificate {source or ''}".rstrip(),
+                path=key_source or source,
             ) from exc
         except IssuanceError as exc:
             raise MaterialError(exc.message, path=source) from exc
@@ -319,6 +329,7 @@ class CertificateAuthority:
         common_name: str | None = None,
         validity: Validity | None = None,
         now: dt.datetime | None = None,
+        allow_unsupported_key: bool = False,
     ) -> IssuedCertificate:
         """Sign a CSR under ``profile``.
 
@@ -329,6 +340,16 @@ class CertificateAuthority:
         if not csr.is_signature_valid:
             raise IssuanceError("the CSR's signature does not verify")
         public_key = _public_key(csr.public_key(), "the CSR")
+        requested = key_type_of(public_key)
+        if (
+            requested is not None
+            and not requested.grpc_leaf_supported
+            and not allow_unsupported_key
+        ):
+            raise IssuanceError(
+                f"the CSR has a {requested.value} key, which grpcio cannot use for a TLS "
+                "handshake; request ECDSA P-256 or RSA, or pass --allow-unsupported-key"
+            )
         if names is None:
             try:
                 san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -196,13 +196,26 @@ class BundleReport:
         """Whether each certificate is issued by the next one (a servable chain, leaf first)."""
         return not self.problems
 
+    @property
+    def kind(self) -> str:
+        """``certificate`` (one), ``chain`` (leaf first, each issued by the next),
+        ``trust_bundle`` (several self-signed roots: fine as a CA bundle, not a chain to serve)
+        or ``unordered`` (a chain in the wrong order, or unrelated certificates)."""
+        if len(self.certificates) == 1:
+            return "certificate"
+        if self.chain_ordered:
+            return "chain"
+        if all(info.self_signed for info in self.certificates):
+            return "trust_bundle"
+        return "unordered"
+
 
 def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     if child.issuer != parent.subject:
         return False
     try:
         child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, Exception):  # noqa: BLE001 (InvalidSignature and friends)
+    except Exception:  # noqa: BLE001 (InvalidSignature, ValueError, TypeError, unsupported keys)
         return False
     return True
 

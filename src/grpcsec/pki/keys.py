@@ -161,6 +161,11 @@ def load_private_key(
             raise PasswordError(
                 "the password does not decrypt the private key", path=source
             ) from exc
+        if password and not is_pem:
+            raise PasswordError(
+                "the DER private key is corrupt, or the password does not decrypt it",
+                path=source,
+            ) from exc
         what = "PEM private key" if is_pem else "private key (neither PEM nor DER)"
         raise MaterialError(
             f"not a valid {what}: the data is corrupt or truncated", path=source
