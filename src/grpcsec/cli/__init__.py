@@ -6,9 +6,16 @@ package imports it. ``main`` is the console-script entry point.
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 __all__ = ["app", "main"]
+
+# grpc core prints an info line for every failed handshake; the CLI reports failures itself, so
+# core logging is limited to errors unless the user chose a verbosity. Core reads this when grpc
+# is first imported, which happens below (the command modules), so it is set first.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 app = typer.Typer(
     name="grpcsec",

@@ -1,0 +1,222 @@
+"""Who is calling: a :class:`Peer` value from a gRPC auth context. No grpc import.
+
+grpcio hands a handler ``context.auth_context()``, a ``dict[str, list[bytes]]`` whose keys are
+listed in grpcio-security.md §2.1. Its identity lists mix every SAN type together, so the
+certificate facts here (names, SPIFFE ID, serial, dates, fingerprint) are read from the leaf
+itself, ``x509_pem_cert``, parsed with ``cryptography``. One connection carries many RPCs with the
+same PEM, so the parsed facts are cached in a bounded LRU keyed by the PEM bytes (a hit costs a
+hash and a compare, no parsing).
+
+With a grpcio server a present client certificate has always been *verified* against the client
+CA: Python can only configure "request, require and verify" or "don't request"
+(grpcio-security.md §4). So :attr:`Peer.client_cert_presented` is also "verified".
+
+Not checked here: anything the TLS stack already decided (chain, expiry at handshake time), and
+revocation. ``spiffe_id`` follows gRPC's rule (exactly one URI SAN, and it is a SPIFFE ID) with
+grpcsec's stricter SPIFFE-ID syntax, so it can be ``None`` where grpcio's ``peer_spiffe_id`` is set
+for a malformed ID.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography import x509
+
+from grpcsec.pki.inspect import CertificateInfo
+from grpcsec.pki.names import IPAddress
+
+__all__ = [
+    "AuthContextCarrier",
+    "Peer",
+    "TransportSecurity",
+    "certificate_facts_cache_info",
+    "peer",
+]
+
+AuthContext = Mapping[str, Sequence[bytes]]
+
+_CACHE_SIZE = 1024
+
+
+class TransportSecurity(enum.Enum):
+    """How the connection is protected. Values are stable (``--json``, logs)."""
+
+    TLS = "tls"
+    """TLS (grpcio reports ``ssl`` today and ``tls`` once grpc/grpc#43080 lands)."""
+    PLAINTEXT = "plaintext"
+    """No transport security (``insecure``)."""
+    LOCAL = "local"
+    """Local credentials: loopback TCP or a Unix socket, not encrypted."""
+    ALTS = "alts"
+    """Google's ALTS."""
+    UNKNOWN = "unknown"
+    """Absent or unrecognised; treat like plaintext."""
+
+    @classmethod
+    def from_auth_type(cls, value: str | None) -> TransportSecurity:
+        """Map grpcio's ``transport_security_type`` value."""
+        return {
+            "ssl": cls.TLS,
+            "tls": cls.TLS,
+            "insecure": cls.PLAINTEXT,
+            "local": cls.LOCAL,
+            "alts": cls.ALTS,
+        }.get((value or "").lower(), cls.UNKNOWN)
+
+
+class AuthContextCarrier(Protocol):
+    """What :func:`peer` needs: the sync ``grpc.ServicerContext`` and ``grpc.aio.ServicerContext``
+    both fit."""
+
+    def auth_context(self) -> Mapping[str, Sequence[bytes]]:
+        """The auth context properties."""
+        ...
+
+    def peer(self) -> str:
+        """The peer address, e.g. ``ipv4:127.0.0.1:54780``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _CertificateFacts:
+    certificate: x509.Certificate
+    info: CertificateInfo
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _certificate_facts(pem: bytes) -> _CertificateFacts | None:
+    """Parse one leaf PEM; ``None`` when it does not parse (never raises into a handler)."""
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
+    return _CertificateFacts(certificate=certificate, info=CertificateInfo.of(certificate))
+
+
+def certificate_facts_cache_info() -> functools._CacheInfo:
+    """Hits, misses and size of the parsed-certificate cache (for tests and metrics)."""
+    return _certificate_facts.cache_info()
+
+
+def _first(auth: AuthContext, key: str) -> str | None:
+    values = auth.get(key)
+    if not values:
+        return None
+    return values[0].decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Peer:
+    """The caller of one RPC as the server saw it.
+
+    Certificate fields are empty/``None`` when no client certificate was presented (TLS without
+    mTLS, plaintext, local). ``subject`` is RFC 4514 (most specific attribute first, like
+    grpcio's ``x509_subject``); ``not_after`` is aware UTC; ``fingerprint_sha256`` is the leaf's,
+    colon-separated upper-case hex.
+    """
+
+    address: str
+    transport: TransportSecurity
+    security_level: str | None = None
+    tls_version: str | None = None
+    server_name: str | None = None
+    client_cert_presented: bool = False
+    common_name: str | None = None
+    subject: str | None = None
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[IPAddress, ...] = ()
+    uris: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    spiffe_id: str | None = None
+    serial: str | None = None
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    fingerprint_sha256: str | None = None
+    certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_auth_context(cls, auth: AuthContext, *, address: str = "") -> Peer:
+        """Build from an auth-context mapping (``context.auth_context()``) and the address."""
+        transport = TransportSecurity.from_auth_type(_first(auth, "transport_security_type"))
+        pem_values = auth.get("x509_pem_cert")
+        facts = _certificate_facts(bytes(pem_values[0])) if pem_values else None
+        if transport is not TransportSecurity.TLS:
+            facts = None
+        info = facts.info if facts else None
+        return cls(
+            address=address,
+            transport=transport,
+            security_level=_first(auth, "security_level"),
+            tls_version=_first(auth, "ssl_tls_version"),
+            server_name=_first(auth, "ssl_requested_server_name"),
+            client_cert_presented=info is not None,
+            common_name=info.common_name if info else None,
+            subject=info.subject if info else None,
+            dns_names=info.names.dns if info else (),
+            ip_addresses=info.names.ips if info else (),
+            uris=info.names.uris if info else (),
+            emails=info.names.emails if info else (),
+            spiffe_id=info.names.spiffe_id if info else None,
+            serial=info.serial if info else None,
+            not_before=info.not_before if info else None,
+            not_after=info.not_after if info else None,
+            fingerprint_sha256=info.fingerprint_sha256 if info else None,
+            certificate=facts.certificate if facts else None,
+        )
+
+    @property
+    def principal(self) -> str | None:
+        """The name to authorize and log: SPIFFE ID, else the first DNS SAN, else the CN."""
+        if not self.client_cert_presented:
+            return None
+        if self.spiffe_id:
+            return self.spiffe_id
+        if self.dns_names:
+            return self.dns_names[0]
+        return self.common_name
+
+    @property
+    def display(self) -> str:
+        """A one-line description for logs: ``principal (address)`` or ``anonymous (address)``."""
+        who = self.principal or ("anonymous" if self.client_cert_presented else "no certificate")
+        return f"{who} ({self.address or 'unknown address'}, {self.transport.value})"
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (times RFC 3339 UTC); the certificate itself is left out."""
+
+        def moment(value: dt.datetime | None) -> str | None:
+            return value.isoformat().replace("+00:00", "Z") if value else None
+
+        return {
+            "address": self.address,
+            "transport": self.transport.value,
+            "security_level": self.security_level,
+            "tls_version": self.tls_version,
+            "server_name": self.server_name,
+            "client_cert_presented": self.client_cert_presented,
+            "principal": self.principal,
+            "common_name": self.common_name,
+            "subject": self.subject,
+            "san": {
+                "dns": list(self.dns_names),
+                "ip": [str(ip) for ip in self.ip_addresses],
+                "uri": list(self.uris),
+                "email": list(self.emails),
+            },
+            "spiffe_id": self.spiffe_id,
+            "serial": self.serial,
+            "not_before": moment(self.not_before),
+            "not_after": moment(self.not_after),
+            "fingerprint_sha256": self.fingerprint_sha256,
+        }
+
+
+def peer(context: AuthContextCarrier) -> Peer:
+    """The :class:`Peer` of the current RPC, from a sync or aio ``ServicerContext``."""
+    return Peer.from_auth_context(context.auth_context(), address=context.peer())
