@@ -3,6 +3,14 @@
 The public surface is re-exported here; ``__all__`` is pinned by ``tests/test_public_api.py``.
 """
 
+from grpcsec.credentials import (
+    ChannelTLS,
+    KeyPair,
+    ServerTLS,
+    TrustBundle,
+    channel_credentials,
+    server_credentials,
+)
 from grpcsec.errors import (
     ConfigurationError,
     GrpcsecError,
@@ -13,6 +21,7 @@ from grpcsec.errors import (
     VerificationError,
     VerifyReason,
 )
+from grpcsec.identity import Peer, TransportSecurity, peer
 from grpcsec.pki import (
     CertificateAuthority,
     CertificateInfo,
@@ -30,20 +39,29 @@ __version__ = "0.1.0"
 __all__ = [
     "CertificateAuthority",
     "CertificateInfo",
+    "ChannelTLS",
     "ConfigurationError",
     "GrpcsecError",
     "IssuanceError",
     "IssuedCertificate",
     "KeyMismatchError",
+    "KeyPair",
     "KeyType",
     "MaterialError",
     "PasswordError",
+    "Peer",
     "Profile",
     "Role",
+    "ServerTLS",
     "SubjectAltNames",
+    "TransportSecurity",
+    "TrustBundle",
     "Validity",
     "VerificationError",
     "VerifyReason",
     "__version__",
+    "channel_credentials",
+    "peer",
+    "server_credentials",
     "verify_certificate",
 ]
