@@ -22,19 +22,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from grpcsec import credentials as credentials_module
-from grpcsec.credentials import (
-    ChannelTLS,
-    KeyPair,
-    ServerTLS,
-    TrustBundle,
-    TrustOrigin,
-    channel_credentials,
-    load_key_pair,
-    server_credentials,
-)
+from grpcsec import material as material_module
+from grpcsec.credentials import ChannelTLS, ServerTLS, channel_credentials, server_credentials
 from grpcsec.demo.greeter import say_hello_async
 from grpcsec.errors import ConfigurationError, KeyMismatchError, MaterialError, PasswordError
+from grpcsec.material import KeyPair, TrustBundle, TrustOrigin, load_key_pair
 from grpcsec.pki import KeyType, Profile, SubjectAltNames, Validity, private_key_pem, utcnow
 from tests.conftest import (
     FRESH_CONNECTION,
@@ -418,7 +410,7 @@ def test_system_roots_are_passed_explicitly_and_recorded(
     says which file it used; grpcio's own default roots are not involved."""
     monkeypatch.delenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", raising=False)
     bundle = write(tmp_path / "ca-certificates.crt", pki.ca.certificate_pem())
-    monkeypatch.setattr(credentials_module, "SYSTEM_BUNDLE_PATHS", (bundle,))
+    monkeypatch.setattr(material_module, "SYSTEM_BUNDLE_PATHS", (bundle,))
     tls = ChannelTLS.create(use_system_roots=True)
     assert tls.trust.source == str(bundle)
     assert tls.trust.origin is TrustOrigin.SYSTEM

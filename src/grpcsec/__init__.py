@@ -3,14 +3,7 @@
 The public surface is re-exported here; ``__all__`` is pinned by ``tests/test_public_api.py``.
 """
 
-from grpcsec.credentials import (
-    ChannelTLS,
-    KeyPair,
-    ServerTLS,
-    TrustBundle,
-    channel_credentials,
-    server_credentials,
-)
+from grpcsec.credentials import ChannelTLS, ServerTLS, channel_credentials, server_credentials
 from grpcsec.errors import (
     ConfigurationError,
     GrpcsecError,
@@ -22,6 +15,7 @@ from grpcsec.errors import (
     VerifyReason,
 )
 from grpcsec.identity import Peer, TransportSecurity, peer
+from grpcsec.material import KeyPair, TrustBundle
 from grpcsec.pki import (
     CertificateAuthority,
     CertificateInfo,

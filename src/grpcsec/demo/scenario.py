@@ -26,9 +26,10 @@ from pathlib import Path
 
 import grpc
 
-from grpcsec.credentials import KeyPair, TrustBundle, channel_credentials, server_credentials
+from grpcsec.credentials import channel_credentials, server_credentials
 from grpcsec.demo.greeter import add_greeter, say_hello
 from grpcsec.errors import MaterialError
+from grpcsec.material import KeyPair, TrustBundle
 from grpcsec.pki import (
     CA_KEY_MODE,
     CERT_MODE,
