@@ -18,12 +18,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from grpcsec.errors import ConfigurationError, GrpcsecError
+from grpcsec.errors import ConfigurationError, GrpcsecError, PasswordError
+from grpcsec.material import KeyPair, load_key_pair
 
 __all__ = [
     "EXIT_FAILED",
@@ -33,6 +35,7 @@ __all__ = [
     "console",
     "errors_to_exit",
     "fail",
+    "load_identity",
     "print_json",
     "read_password",
     "stderr",
@@ -92,6 +95,18 @@ def read_password(
     if not first:
         raise ConfigurationError("an empty password is not allowed")
     return first.encode()
+
+
+def load_identity(cert: Path | None, key: Path | None) -> KeyPair | None:
+    """The ``--cert``/``--key`` pair (``None`` when neither is given; half a pair is an error),
+    asking for the key's password (environment or prompt) only when the key is encrypted."""
+    try:
+        return load_key_pair(cert, key)
+    except PasswordError:
+        password = read_password(prompt=f"Password for {key}: ")
+        if password is None:
+            raise
+        return load_key_pair(cert, key, password=password)
 
 
 def run(call: Callable[[], T]) -> T:

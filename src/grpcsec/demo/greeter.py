@@ -8,6 +8,7 @@ helpers call the method on any channel the caller made (and owns).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import grpc
@@ -24,6 +25,8 @@ from grpcsec.demo.helloworld import (
     serialize,
 )
 from grpcsec.identity import AuthContextCarrier, Peer, peer
+
+log = logging.getLogger("grpcsec.serve")
 
 __all__ = [
     "add_greeter",
@@ -45,7 +48,9 @@ def greeting(name: str, caller: Peer) -> str:
 
 
 def _say_hello(request: HelloRequestMessage, context: AuthContextCarrier) -> HelloReplyMessage:
-    return new_reply(greeting(request.name, peer(context)))
+    caller = peer(context)
+    log.info("SayHello from %s", caller.display)
+    return new_reply(greeting(request.name, caller))
 
 
 async def _say_hello_async(
