@@ -43,7 +43,9 @@ class ServeConfig:
     tls: ServerTLS | None
     insecure: bool = False
     workers: int = 8
-    options: tuple[tuple[str, Any], ...] = ()
+    # grpcio sets SO_REUSEPORT by default, so a second server on a busy port binds *too* and the
+    # kernel splits connections between them; grpcsec refuses to share a port silently.
+    options: tuple[tuple[str, Any], ...] = (("grpc.so_reuseport", 0),)
 
     def __post_init__(self) -> None:
         if self.tls is None and not self.insecure:
