@@ -1,0 +1,105 @@
+"""Failure texts grpcio produces (1.76 and 1.78+, grpcio-security.md §5.2) map to diagnoses."""
+
+from __future__ import annotations
+
+import pytest
+
+from grpcsec.doctor import CallContext, explain_failure
+
+NEW = "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:5: "
+TLS = "Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL routines:"
+
+
+@pytest.mark.parametrize(
+    ("details", "diagnosis"),
+    [
+        (NEW + "Failed to connect to remote host: Connection refused", "connection_refused"),
+        (
+            NEW + TLS + "OPENSSL_internal:WRONG_VERSION_NUMBER: Invalid certificate verification "
+            "context: OK",
+            "plaintext_server",
+        ),
+        (
+            NEW + TLS + "OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: unable to get local issuer "
+            "certificate: OK",
+            "unknown_authority",
+        ),
+        (
+            NEW + TLS + "CERTIFICATE_VERIFY_FAILED: certificate has expired: OK",
+            "server_cert_expired",
+        ),
+        (
+            NEW + TLS + "CERTIFICATE_VERIFY_FAILED: certificate is not yet valid: OK",
+            "server_cert_not_yet_valid",
+        ),
+        (
+            NEW + TLS + "CERTIFICATE_VERIFY_FAILED: unsupported certificate purpose: OK",
+            "server_cert_wrong_eku",
+        ),
+        (
+            NEW + "Custom verification check failed with error: UNAUTHENTICATED: Hostname "
+            "Verification Check failed.",
+            "hostname_mismatch",
+        ),
+        (NEW + "Peer name localhost is not in peer certificate", "hostname_mismatch"),
+        (NEW + "Cannot check peer: missing selected ALPN property.", "no_alpn_h2"),
+        (
+            NEW
+            + TLS
+            + "TLSV1_ALERT_PROTOCOL_VERSION: Invalid certificate verification context: OK",
+            "tls_version_unsupported",
+        ),
+        (NEW + "Failed to create security handshaker.", "client_key_mismatch"),
+        ("empty address list", "client_key_mismatch"),
+        (NEW + TLS + "TLSV1_ALERT_UNKNOWN_CA: OK", "client_cert_rejected"),
+        (
+            (
+                "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:5: "
+                "Unwrap failed (TSI_DATA_CORRUPTED)"
+            ),
+            "client_cert_rejected",
+        ),
+        (
+            (
+                "errors resolving nowhere.invalid:443: [field:hostname lookup error:address lookup "
+                "failed for nowhere.invalid:443: Domain name not found]"
+            ),
+            "dns_failure",
+        ),
+    ],
+)
+def test_known_texts(details: str, diagnosis: str) -> None:
+    assert explain_failure("UNAVAILABLE", details).diagnosis == diagnosis
+
+
+@pytest.mark.parametrize(
+    ("context", "diagnosis"),
+    [
+        (CallContext(tls=False), "server_requires_tls"),
+        (CallContext(tls=True, client_cert_sent=False), "client_cert_required"),
+        (CallContext(tls=True, client_cert_sent=True), "client_cert_rejected"),
+    ],
+)
+def test_socket_closed_is_read_with_what_the_client_sent(
+    context: CallContext, diagnosis: str
+) -> None:
+    details = (
+        "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:1.2.3.4:5: Socket closed"
+    )
+    assert explain_failure("UNAVAILABLE", details, context).diagnosis == diagnosis
+
+
+@pytest.mark.parametrize(
+    ("code", "diagnosis"),
+    [
+        ("UNAUTHENTICATED", "unauthenticated"),
+        ("PERMISSION_DENIED", "permission_denied"),
+        ("DEADLINE_EXCEEDED", "timeout"),
+        ("UNIMPLEMENTED", "unimplemented"),
+        ("INTERNAL", "unknown"),
+    ],
+)
+def test_status_codes_without_tls_texts(code: str, diagnosis: str) -> None:
+    explanation = explain_failure(code, "something")
+    assert explanation.diagnosis == diagnosis
+    assert explanation.fix
