@@ -19,7 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
+from google.protobuf import descriptor_pool
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 from typer.testing import CliRunner
 
 from grpcsec.cli import app
@@ -217,7 +222,26 @@ def test_tls_only_server_serves_clients_without_certificates(
     code, _, err = call(served.target, "--ca", files.other_crt)
     assert code == 1
     assert "unknown_authority" in err
+    assert set(reflected_services(served, files)) >= {
+        "helloworld.Greeter",
+        "grpc.health.v1.Health",
+    }
     stop_gracefully(served)
+
+
+def reflected_services(served: Served, files: Files) -> list[str]:
+    """What server reflection lists, asked over the same TLS a client would use."""
+    credentials = grpc.ssl_channel_credentials(Path(files.ca_crt).read_bytes())
+    with grpc.secure_channel(served.target, credentials) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = list(database.get_services())
+        method = (
+            descriptor_pool.DescriptorPool(database)
+            .FindServiceByName("helloworld.Greeter")
+            .FindMethodByName("SayHello")
+        )
+        assert method.input_type.full_name == "helloworld.HelloRequest"
+        return services
 
 
 def test_plaintext_only_by_name(files: Files, start_server: object) -> None:
