@@ -29,9 +29,14 @@ app = typer.Typer(
 # Command groups register themselves on import (order = order in --help).
 from grpcsec.cli import call_command as _call_command  # noqa: E402, F401
 from grpcsec.cli import demo_command as _demo_command  # noqa: E402, F401
+from grpcsec.cli import doctor_command as _doctor_command  # noqa: E402, F401
 from grpcsec.cli import inspect_commands as _inspect_commands  # noqa: E402, F401
+from grpcsec.cli import monitor_commands as _monitor_commands  # noqa: E402, F401
 from grpcsec.cli import pki_commands as _pki_commands  # noqa: E402, F401
+from grpcsec.cli import policy_commands as _policy_commands  # noqa: E402, F401
+from grpcsec.cli import renew_command as _renew_command  # noqa: E402, F401
 from grpcsec.cli import serve_command as _serve_command  # noqa: E402, F401
+from grpcsec.cli import token_commands as _token_commands  # noqa: E402, F401
 
 
 def main() -> None:

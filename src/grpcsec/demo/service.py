@@ -16,13 +16,12 @@ import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from grpcsec.credentials import ServerTLS
 from grpcsec.demo.greeter import aio_greeter_handler, greeter_handler
 from grpcsec.demo.helloworld import SERVICE_NAME
 from grpcsec.errors import ConfigurationError
@@ -35,13 +34,32 @@ log = logging.getLogger("grpcsec.serve")
 _HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
+class ServerCredentialSource(Protocol):
+    """What serves TLS: a fixed :class:`~grpcsec.credentials.ServerTLS`, or a rotating source
+    whose ``credentials()`` are grpcio dynamic credentials."""
+
+    @property
+    def mutual(self) -> bool:
+        """Whether client certificates are required and verified."""
+        ...
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """The grpcio server credentials to bind with."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServeConfig:
-    """Where and how to serve. ``tls=None`` is refused unless ``insecure`` says so by name."""
+    """Where and how to serve. ``tls=None`` is refused unless ``insecure`` says so by name.
+
+    ``interceptors`` are sync ``grpc.ServerInterceptor`` objects, or aio ones for
+    :func:`start_aio` (authentication and authorization plug in here).
+    """
 
     listen: Target
-    tls: ServerTLS | None
+    tls: ServerCredentialSource | None
     insecure: bool = False
+    interceptors: tuple[Any, ...] = ()
     workers: int = 8
     # grpcio sets SO_REUSEPORT by default, so a second server on a busy port binds *too* and the
     # kernel splits connections between them; grpcsec refuses to share a port silently.
@@ -122,7 +140,9 @@ class RunningServer:
 def start_sync(config: ServeConfig) -> RunningServer:
     """Build, bind and start a ``grpc.server`` (handlers run in a thread pool)."""
     server = grpc.server(
-        ThreadPoolExecutor(max_workers=config.workers), options=list(config.options)
+        ThreadPoolExecutor(max_workers=config.workers),
+        interceptors=list(config.interceptors),
+        options=list(config.options),
     )
     health_servicer = _add_services_sync(server)
     address = _bind(server, config)
@@ -146,7 +166,7 @@ class AioRunningServer:
 
 async def start_aio(config: ServeConfig) -> AioRunningServer:
     """Build, bind and start a ``grpc.aio.server`` on the running event loop."""
-    server = grpc.aio.server(options=list(config.options))
+    server = grpc.aio.server(interceptors=list(config.interceptors), options=list(config.options))
     server.add_generic_rpc_handlers((aio_greeter_handler(),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

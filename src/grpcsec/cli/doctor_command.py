@@ -1,0 +1,1 @@
+"""``grpcsec doctor``: why a secure connection fails (being written)."""

@@ -1,0 +1,1 @@
+"""``grpcsec check`` and ``grpcsec exporter``: expiry monitoring (being written)."""

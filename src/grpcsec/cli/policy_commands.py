@@ -1,0 +1,1 @@
+"""``grpcsec policy check|eval``: A43 authorization policies (being written)."""

@@ -1,0 +1,1 @@
+"""``grpcsec renew``: the certificate renewal agent (being written)."""

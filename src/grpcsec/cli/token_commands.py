@@ -1,0 +1,1 @@
+"""``grpcsec token verify|mint``: bearer tokens (being written)."""
