@@ -23,12 +23,16 @@ import enum
 from pathlib import Path
 
 __all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
     "ConfigurationError",
     "GrpcsecError",
     "IssuanceError",
     "KeyMismatchError",
     "MaterialError",
     "PasswordError",
+    "PolicyError",
+    "RotationError",
     "VerificationError",
     "VerifyReason",
 ]
@@ -88,3 +92,29 @@ class VerificationError(GrpcsecError):
     ) -> None:
         self.reason = reason
         super().__init__(message, path=path)
+
+
+class RotationError(GrpcsecError):
+    """New certificate material that was not swapped in; the last good material keeps serving."""
+
+
+class PolicyError(GrpcsecError):
+    """An invalid authorization policy. ``location`` is the JSON path of the first error
+    (``allow_rules[2].request.headers[0].key``), or empty for a document-level problem."""
+
+    def __init__(self, message: str, *, location: str = "", path: str | Path | None = None) -> None:
+        self.location = location
+        super().__init__(f"{location}: {message}" if location else message, path=path)
+
+
+class AuthenticationError(GrpcsecError):
+    """Missing or invalid caller credentials. ``reason`` is a short stable code for metrics and
+    logs (``missing_token``, ``expired``...); the message is for the server log only."""
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class AuthorizationError(GrpcsecError):
+    """An authenticated caller that may not make this call; the message is for the log only."""
