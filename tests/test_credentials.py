@@ -560,3 +560,10 @@ def test_the_same_credentials_work_on_aio_channels(pki: Pki, server_kind: str) -
         reply, refused = asyncio.run(good_and_bad(server.target))
     assert reply == "Hello aio (from spiffe://example.org/ns/default/sa/client)"
     assert refused is grpc.StatusCode.UNAVAILABLE
+
+
+def test_server_name_override_becomes_a_channel_option(pki: Pki) -> None:
+    plain = ChannelTLS.create(ca=pki.ca)
+    assert plain.channel_options() == []
+    named = ChannelTLS.create(ca=pki.ca, server_name="greeter.internal")
+    assert named.channel_options() == [("grpc.ssl_target_name_override", "greeter.internal")]

@@ -30,6 +30,7 @@ EXPECTED = [
     "VerifyReason",
     "__version__",
     "channel_credentials",
+    "load_key_pair",
     "peer",
     "server_credentials",
     "verify_certificate",

@@ -15,7 +15,7 @@ from grpcsec.errors import (
     VerifyReason,
 )
 from grpcsec.identity import Peer, TransportSecurity, peer
-from grpcsec.material import KeyPair, TrustBundle
+from grpcsec.material import KeyPair, TrustBundle, load_key_pair
 from grpcsec.pki import (
     CertificateAuthority,
     CertificateInfo,
@@ -55,6 +55,7 @@ __all__ = [
     "VerifyReason",
     "__version__",
     "channel_credentials",
+    "load_key_pair",
     "peer",
     "server_credentials",
     "verify_certificate",

@@ -77,12 +77,19 @@ def _check_leaf_for(
             path=identity.source,
         )
     if role is Role.SERVER and require_host_san and not (info.names.dns or info.names.ips):
-        listed = ", ".join(info.names.as_strings()) or "no SANs"
+        if info.names.uris:
+            why = (
+                f"its only names are URIs ({', '.join(info.names.as_strings())}), and gRPC "
+                "clients never match a host against URI SANs, so no client can verify it"
+            )
+        else:
+            why = (
+                "it names its host only in the subject CN, which grpc-go, browsers and other "
+                "modern clients ignore (grpcio still falls back to it)"
+            )
         raise MaterialError(
-            f"the server certificate has no DNS or IP subject alternative name ({listed}); "
-            "grpcio clients verify only DNS/IP SANs (never URI SANs), so they cannot reach it; "
-            "reissue it with a DNS name or IP, or pass require_host_san=False for non-grpcio "
-            "clients",
+            f"the server certificate has no DNS or IP subject alternative name: {why}; "
+            "reissue it with --host NAME_OR_IP",
             path=identity.source,
         )
 
@@ -168,6 +175,7 @@ class ChannelTLS:
     trust: TrustBundle
     identity: KeyPair | None = None
     allow_unsupported_key: bool = False
+    server_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.identity is not None:
@@ -186,8 +194,13 @@ class ChannelTLS:
         identity: KeyPair | IssuedCertificate | None = None,
         use_system_roots: bool = False,
         allow_unsupported_key: bool = False,
+        server_name: str | None = None,
     ) -> ChannelTLS:
-        """Build from loose inputs: exactly one of ``ca`` and ``use_system_roots=True``."""
+        """Build from loose inputs: exactly one of ``ca`` and ``use_system_roots=True``.
+
+        ``server_name`` is the name to verify the server certificate against (and to send as
+        SNI) instead of the dialled host, e.g. when dialling by IP; see :meth:`channel_options`.
+        """
         if ca is not None and use_system_roots:
             raise ConfigurationError("pass either a CA bundle or use_system_roots=True, not both")
         if ca is None and not use_system_roots:
@@ -200,12 +213,19 @@ class ChannelTLS:
             trust=trust,
             identity=None if identity is None else as_key_pair(identity),
             allow_unsupported_key=allow_unsupported_key,
+            server_name=server_name,
         )
 
     @property
     def mutual(self) -> bool:
         """Whether the channel presents a client certificate."""
         return self.identity is not None
+
+    def channel_options(self) -> list[tuple[str, str]]:
+        """Channel options this configuration needs: the server-name override, when set."""
+        if self.server_name:
+            return [("grpc.ssl_target_name_override", self.server_name)]
+        return []
 
     def credentials(self) -> grpc.ChannelCredentials:
         """A fresh ``grpc.ChannelCredentials`` for ``secure_channel`` (sync or aio)."""

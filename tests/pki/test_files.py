@@ -161,3 +161,15 @@ def test_truncated_truncated_bundle_second_certificate(ca: CertificateAuthority)
 def test_csr_garbage_is_reported() -> None:
     with pytest.raises(MaterialError, match="not a valid certificate signing request"):
         load_csr(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")
+
+
+def test_issued_certificate_writes_chain_and_key_atomically(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    issued = ca.issue(Profile.CLIENT, SubjectAltNames.build(dns=["w.example"]), now=NOW)
+    issued.write(tmp_path / "c.crt", tmp_path / "c.key")
+    assert load_certificate_file(tmp_path / "c.crt") == [issued.certificate]
+    assert mode(tmp_path / "c.key") == 0o600
+    with pytest.raises(MaterialError, match="--force"):
+        issued.write(tmp_path / "c.crt", tmp_path / "c.key")
+    issued.write(tmp_path / "c.crt", tmp_path / "c.key", force=True)

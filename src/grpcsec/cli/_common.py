@@ -102,10 +102,13 @@ def load_identity(cert: Path | None, key: Path | None) -> KeyPair | None:
     asking for the key's password (environment or prompt) only when the key is encrypted."""
     try:
         return load_key_pair(cert, key)
-    except PasswordError:
+    except PasswordError as exc:
         password = read_password(prompt=f"Password for {key}: ")
         if password is None:
-            raise
+            raise PasswordError(
+                f"{exc.message} (set {PASSWORD_ENV} or run in a terminal to be asked)",
+                path=exc.path,
+            ) from exc
         return load_key_pair(cert, key, password=password)
 
 

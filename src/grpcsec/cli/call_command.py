@@ -59,10 +59,13 @@ def _channel_setup(
             "say whom to trust: --ca FILE (the CA that issued the server certificate) or "
             "--system-roots; plaintext needs --insecure"
         )
-    if server_name:
-        options.append(("grpc.ssl_target_name_override", server_name))
-    tls = ChannelTLS.create(ca=ca, identity=load_identity(cert, key), use_system_roots=system_roots)
-    return tls, options
+    tls = ChannelTLS.create(
+        ca=ca,
+        identity=load_identity(cert, key),
+        use_system_roots=system_roots,
+        server_name=server_name,
+    )
+    return tls, options + tls.channel_options()
 
 
 def _health(channel: grpc.Channel, timeout: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,16 +109,25 @@ HostOption = Annotated[
 ]
 
 
+def _distinct_ca_name() -> str:
+    """A default CA name with a short random id, so that two CAs made by grpcsec on different
+    days are told apart in error messages ("unknown authority ... grpcsec root CA 3f9a2c")."""
+    return f"grpcsec root CA {secrets.token_hex(3)}"
+
+
 # -- helpers -------------------------------------------------------------------------------------
 def load_key(path: Path) -> PrivateKey:
     """Load a private key file, asking for its password (environment or prompt) only when the
     key is encrypted. A missing password leaves the library's :class:`PasswordError`."""
     try:
         return pki.load_key_file(path)
-    except PasswordError:
+    except PasswordError as exc:
         password = read_password(prompt=f"Password for {path}: ")
         if password is None:
-            raise
+            raise PasswordError(
+                f"{exc.message} (set {PASSWORD_ENV} or run in a terminal to be asked)",
+                path=exc.path,
+            ) from exc
         return pki.load_key_file(path, password=password)
 
 
@@ -316,7 +326,7 @@ def init_command(
         client_list = list(clients or [DEFAULT_CLIENT])
         stems = _client_stems(client_list)
         client_names = [SubjectAltNames.from_identities([name]) for name in client_list]
-        ca = CertificateAuthority.create(key_type=key_type, now=now)
+        ca = CertificateAuthority.create(_distinct_ca_name(), key_type=key_type, now=now)
         window = Validity.lasting(lifetime, now=now)
         issued = [
             (
@@ -388,9 +398,12 @@ def ca_init_command(
     directory: Annotated[
         Path, typer.Option("--dir", metavar="DIR", help="Directory for ca.crt and ca.key.")
     ],
-    name: Annotated[str, typer.Option("--name", metavar="CN", help="Common name of the CA.")] = (
-        "grpcsec root CA"
-    ),
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", metavar="CN", help="Common name of the CA [default: grpcsec root CA <id>]."
+        ),
+    ] = None,
     organization: Annotated[
         str | None, typer.Option("--org", metavar="O", help="Organization (O) of the CA's subject.")
     ] = None,
@@ -417,7 +430,7 @@ def ca_init_command(
         window = Validity.lasting(_lifetime(valid, "--valid"), now=now)
         password = _ca_key_password(encrypt_key)
         ca = CertificateAuthority.create(
-            name,
+            name or _distinct_ca_name(),
             organization=organization,
             key_type=key_type,
             validity=window,

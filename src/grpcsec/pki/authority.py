@@ -15,13 +15,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from grpcsec.errors import IssuanceError, KeyMismatchError, MaterialError
-from grpcsec.pki.files import certificates_pem
+from grpcsec.pki.files import CERT_MODE, KEY_MODE, PendingFile, certificates_pem, write_files
 from grpcsec.pki.keys import (
     KeyType,
     PrivateKey,
@@ -91,6 +92,21 @@ class IssuedCertificate:
     def chain_pem(self) -> bytes:
         """PEM of the chain, leaf first: the ``--cert`` file for a server or client."""
         return certificates_pem(self.chain)
+
+    def write(
+        self,
+        cert_path: str | Path,
+        key_path: str | Path | None = None,
+        *,
+        password: bytes | None = None,
+        force: bool = False,
+    ) -> None:
+        """Write the chain (0644) and, when ``key_path`` is given, the key (0600) atomically:
+        both files or neither; existing files are replaced only with ``force``."""
+        files = [PendingFile(Path(cert_path), self.chain_pem(), CERT_MODE)]
+        if key_path is not None:
+            files.append(PendingFile(Path(key_path), self.key_pem(password), KEY_MODE))
+        write_files(files, force=force)
 
     def key_pem(self, password: bytes | None = None) -> bytes:
         """PKCS#8 PEM of the private key (encrypted when ``password`` is given)."""

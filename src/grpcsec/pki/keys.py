@@ -142,8 +142,7 @@ def load_private_key(
     encrypted = b"ENCRYPTED" in stripped[:200]
     if encrypted and not password:
         raise PasswordError(
-            "the private key is encrypted and no password was given "
-            "(set GRPCSEC_KEY_PASSWORD or answer the prompt)",
+            "the private key is encrypted and no password was given",
             path=source,
         )
     loader = serialization.load_pem_private_key if is_pem else serialization.load_der_private_key
