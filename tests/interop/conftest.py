@@ -56,6 +56,7 @@ def missing(reason: str) -> None:
         pytest.fail(f"interop peer missing although required: {reason}")
     pytest.skip(reason)
 
+
 SERVER_NAME = "greeter.test"
 CLIENT_CN = "alice"
 WORKLOAD_URI = "spiffe://grpcsec.test/ns/interop/sa/workload"
