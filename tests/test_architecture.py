@@ -32,6 +32,7 @@ GRPC_FREE = [
     *modules("errors.py"),
     *modules("identity.py"),
     *modules("material.py"),
+    *modules("monitor"),
 ]
 
 

@@ -1,0 +1,222 @@
+"""In-process metrics a grpcsec service registers on its own Prometheus registry. No grpc.
+
+:class:`ServiceMetrics` creates the metric families on a ``CollectorRegistry`` and offers one
+small typed method per event, for the layers that see the event: the credential source (which
+certificate is served now), the rotation watcher (reloads), the rotation fetcher (one call per
+new TLS connection), the authentication and authorization interceptors. :func:`serve_metrics`
+serves a registry over HTTP on an address the caller chose (no default: never 0.0.0.0 by
+accident).
+
+* ``grpcsec_tls_certificate_not_after_timestamp_seconds`` (gauge; role, subject_cn,
+  issuer_cn, serial) and ``grpcsec_tls_certificate_not_before_timestamp_seconds`` (same);
+* ``grpcsec_rotation_reload_successes_total`` (counter),
+  ``grpcsec_rotation_reload_failures_total`` (counter; reason) and
+  ``grpcsec_rotation_last_success_timestamp_seconds`` (gauge; 0 until the first success);
+* ``grpcsec_tls_connections_total`` (counter);
+* ``grpcsec_authentication_failures_total`` (counter; reason);
+* ``grpcsec_authorization_decisions_total`` (counter; policy, rule, decision).
+
+``role`` is ``server`` (the certificate this process serves) or ``client`` (the one it presents
+to its upstreams); each role has one series, for the current certificate: the previous
+certificate's series is removed when a new one is observed.
+
+Label values are bounded so that a bug cannot explode the number of series: ``reason`` and
+``decision`` must be short codes (``[a-z0-9_.-]``, up to 64 characters, e.g. ``missing_token``;
+an enum's value is used), anything else is counted as ``other``; ``policy`` and ``rule`` are
+names from the policy file (cut to 128 characters); a decision without a matching rule (the
+default) has ``rule=""``. The methods never raise, so they are safe on grpcio's threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from grpcsec.errors import ConfigurationError
+from grpcsec.pki import CertificateInfo
+from grpcsec.target import Target
+
+__all__ = ["MetricsServer", "ServiceMetrics", "serve_metrics"]
+
+_CODE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+OTHER = "other"
+
+
+def _code(value: str | enum.Enum) -> str:
+    text = value.value if isinstance(value, enum.Enum) else value
+    text = str(text).strip().lower()
+    return text if _CODE.match(text) else OTHER
+
+
+def _name(value: str | None) -> str:
+    return "" if value is None else str(value)[:128]
+
+
+def _info(certificate: x509.Certificate | CertificateInfo) -> CertificateInfo:
+    return (
+        certificate if isinstance(certificate, CertificateInfo) else CertificateInfo.of(certificate)
+    )
+
+
+class ServiceMetrics:
+    """The metric families of one grpcsec service, registered on ``registry`` (module
+    docstring). Registering twice on one registry raises ``ValueError`` (duplicate names):
+    create one per registry and share it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        labels = ("role", "subject_cn", "issuer_cn", "serial")
+        self._not_after = Gauge(
+            "grpcsec_tls_certificate_not_after_timestamp_seconds",
+            "Not-after (expiry) of the certificate this process uses, as a Unix timestamp.",
+            labels,
+            registry=registry,
+        )
+        self._not_before = Gauge(
+            "grpcsec_tls_certificate_not_before_timestamp_seconds",
+            "Not-before of the certificate this process uses, as a Unix timestamp.",
+            labels,
+            registry=registry,
+        )
+        self._reload_successes = Counter(
+            "grpcsec_rotation_reload_successes",
+            "Certificate reloads that were validated and swapped in.",
+            registry=registry,
+        )
+        self._reload_failures = Counter(
+            "grpcsec_rotation_reload_failures",
+            "Certificate reloads that were refused; the last good certificate kept serving.",
+            ("reason",),
+            registry=registry,
+        )
+        self._last_success = Gauge(
+            "grpcsec_rotation_last_success_timestamp_seconds",
+            "When the last reload succeeded, as a Unix timestamp (0: none yet).",
+            registry=registry,
+        )
+        self._connections = Counter(
+            "grpcsec_tls_connections",
+            "New TLS connections (handshakes started; the credential fetcher sees each one).",
+            registry=registry,
+        )
+        self._authentication_failures = Counter(
+            "grpcsec_authentication_failures",
+            "Calls refused because the caller could not be authenticated.",
+            ("reason",),
+            registry=registry,
+        )
+        self._authorization_decisions = Counter(
+            "grpcsec_authorization_decisions",
+            "Authorization decisions by policy, matching rule and decision.",
+            ("policy", "rule", "decision"),
+            registry=registry,
+        )
+        self._lock = threading.Lock()
+        self._current: dict[str, tuple[str, str, str, str]] = {}
+
+    # -- certificates ------------------------------------------------------------------------
+    def _observe(self, role: str, certificate: x509.Certificate | CertificateInfo | None) -> None:
+        info = None if certificate is None else _info(certificate)
+        with self._lock:
+            previous = self._current.pop(role, None)
+            if previous is not None:
+                self._not_after.remove(*previous)
+                self._not_before.remove(*previous)
+            if info is None:
+                return
+            labels = (role, info.common_name or "", info.issuer_common_name or "", info.serial)
+            self._not_after.labels(*labels).set(info.not_after.timestamp())
+            self._not_before.labels(*labels).set(info.not_before.timestamp())
+            self._current[role] = labels
+
+    def observe_serving_certificate(
+        self, certificate: x509.Certificate | CertificateInfo | None
+    ) -> None:
+        """The leaf this server now serves (``None``: none; its series is removed)."""
+        self._observe("server", certificate)
+
+    def observe_client_certificate(
+        self, certificate: x509.Certificate | CertificateInfo | None
+    ) -> None:
+        """The leaf this process now presents as a client (``None``: none)."""
+        self._observe("client", certificate)
+
+    # -- rotation ----------------------------------------------------------------------------
+    def reload_succeeded(self, now: dt.datetime) -> None:
+        """A reload was validated and swapped in at ``now``."""
+        self._reload_successes.inc()
+        self._last_success.set(now.timestamp())
+
+    def reload_failed(self, reason: str | enum.Enum) -> None:
+        """A reload was refused for ``reason`` (a short code, e.g. ``key_mismatch``)."""
+        self._reload_failures.labels(_code(reason)).inc()
+
+    def tls_connection(self) -> None:
+        """One new TLS connection (cheap: one locked add; called on grpcio's fetcher thread)."""
+        self._connections.inc()
+
+    # -- authentication and authorization ------------------------------------------------------
+    def authentication_failed(self, reason: str | enum.Enum) -> None:
+        """A call refused by authentication, for ``reason`` (e.g. ``missing_token``)."""
+        self._authentication_failures.labels(_code(reason)).inc()
+
+    def authorization_decision(
+        self, policy: str, rule: str | None, decision: str | enum.Enum | bool
+    ) -> None:
+        """One decision of ``policy``: the matching ``rule`` (``None``: no rule matched, the
+        default applied) and the ``decision`` (``allow``/``deny``, an enum, or a bool)."""
+        if isinstance(decision, bool):
+            decided = "allow" if decision else "deny"
+        else:
+            decided = _code(decision)
+        self._authorization_decisions.labels(_name(policy), _name(rule), decided).inc()
+
+
+@dataclass(slots=True, eq=False)
+class MetricsServer:
+    """A running ``/metrics`` HTTP server; ``address`` has the real port. Stop it with
+    :meth:`stop` (or use it as a context manager)."""
+
+    address: Target
+    _httpd: Any = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT/metrics``."""
+        return f"http://{self.address}/metrics"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def serve_metrics(registry: CollectorRegistry, listen: Target) -> MetricsServer:
+    """Serve ``registry`` in the Prometheus text format on ``listen`` (port 0: a free port),
+    from a background thread. Raises :class:`~grpcsec.errors.ConfigurationError` when the
+    address cannot be bound."""
+    try:
+        httpd, thread = start_http_server(listen.port, addr=listen.host, registry=registry)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(f"cannot serve metrics on {listen}: {reason}") from exc
+    return MetricsServer(listen.with_port(int(httpd.server_address[1])), httpd, thread)

@@ -1,0 +1,195 @@
+"""A real Prometheus server (127.0.0.1, config and storage in tmp_path, 1 s scrapes) scrapes
+``grpcsec exporter`` and a process serving in-process ServiceMetrics; the assertions go
+through Prometheus' HTTP API (``/api/v1/query``), so names, labels and values are checked as
+Prometheus ingested them.
+
+Skipped when the ``prometheus`` binary is missing (tools/install-prometheus.sh installs it),
+unless GRPCSEC_REQUIRE_INTEROP=1, which makes a missing binary a failure.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from grpcsec.pki import CertificateAuthority, utcnow
+from tests.monitor.conftest import (
+    GRPCSEC,
+    HOUR,
+    Announced,
+    closed_port,
+    issue,
+    prometheus_binary,
+    run_prometheus,
+    tls_server,
+    write,
+)
+
+pytestmark = pytest.mark.slow
+
+URL = re.compile(r"http://(127\.0\.0\.1:\d+)/metrics")
+
+# A stand-in for a grpcsec service: ServiceMetrics on its own registry, served with
+# serve_metrics; each stdin line is one event, so the test decides when counters move.
+SERVICE = textwrap.dedent(
+    """
+    import sys
+    import datetime as dt
+    from prometheus_client import CollectorRegistry
+    from grpcsec.monitor import ServiceMetrics, serve_metrics
+    from grpcsec.pki import load_certificate_file
+    from grpcsec.target import Target
+
+    registry = CollectorRegistry()
+    metrics = ServiceMetrics(registry)
+    metrics.observe_serving_certificate(load_certificate_file(sys.argv[1])[0])
+    server = serve_metrics(registry, Target("127.0.0.1", 0))
+    print(server.url, flush=True)
+    for line in sys.stdin:
+        verb, *args = line.split()
+        if verb == "tls":
+            metrics.tls_connection()
+        elif verb == "authn":
+            metrics.authentication_failed(args[0])
+        elif verb == "authz":
+            metrics.authorization_decision(args[0], args[1], args[2])
+        elif verb == "reloaded":
+            metrics.reload_succeeded(dt.datetime.fromtimestamp(int(args[0]), dt.timezone.utc))
+        elif verb == "reload-failed":
+            metrics.reload_failed(args[0])
+        print("ok", verb, flush=True)
+    server.stop()
+    """
+)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"
+
+
+def documented_rules() -> str:
+    """The alert rules shown in docs/monitoring.md (the YAML block that starts ``groups:``)."""
+    text = DOCS.read_text()
+    start = text.index("```yaml\ngroups:") + len("```yaml\n")
+    return text[start : text.index("```", start)]
+
+
+def address_of(announced: Announced) -> str:
+    match = URL.search(announced.first_line)
+    assert match, announced.first_line
+    return match.group(1)
+
+
+def test_prometheus_scrapes_the_exporter_and_service_metrics(
+    tmp_path: Path,
+    issuing_ca: CertificateAuthority,
+    spawn: Callable[..., Announced],
+) -> None:
+    prometheus_binary()  # skip (or fail under GRPCSEC_REQUIRE_INTEROP=1) before starting anything
+    now = utcnow().replace(microsecond=0)
+    on_disk = issue(issuing_ca, "disk.test", not_before=now - HOUR, not_after=now + 2 * HOUR)
+    served = issue(issuing_ca, "localhost", not_before=now - HOUR, not_after=now + 3 * HOUR)
+    certs = tmp_path / "certs"
+    leaf_file = write(certs / "disk.crt", [on_disk.certificate])
+    gone = issue(issuing_ca, "gone.test", not_before=now - 2 * HOUR, not_after=now - HOUR)
+    write(certs / "old" / "gone.crt", [gone.certificate])
+    garbage = write(tmp_path / "garbage.pem", b"this is not a certificate\n")
+    refused = str(closed_port())
+    script = tmp_path / "service.py"
+    script.write_text(SERVICE)
+
+    with tls_server(served) as endpoint:
+        exporter = spawn(
+            [*GRPCSEC, "exporter", "--listen", "127.0.0.1:0", "--timeout", "0.5",
+             str(certs), str(garbage), refused, str(endpoint)]
+        )  # fmt: skip
+        service = spawn([sys.executable, str(script), str(leaf_file)], stdin=True)
+        jobs = {"exporter": address_of(exporter), "service": address_of(service)}
+        with run_prometheus(tmp_path / "prometheus", jobs, rules=documented_rules()) as prometheus:
+            # -- the exporter: expiry of a file and of a live endpoint's chain
+            prometheus.wait_for(
+                f'grpcsec_cert_not_after_timestamp_seconds{{source="{leaf_file}",'
+                f'subject_cn="disk.test",issuer_cn="Monitor Issuing",'
+                f'serial="{on_disk.certificate.serial_number:x}"}}',
+                on_disk.certificate.not_valid_after_utc.timestamp(),
+            )
+            prometheus.wait_for(
+                f'grpcsec_cert_not_after_timestamp_seconds{{target="{endpoint}",'
+                f'subject_cn="localhost"}}',
+                served.certificate.not_valid_after_utc.timestamp(),
+            )
+            prometheus.wait_for(
+                f'grpcsec_cert_not_before_timestamp_seconds{{target="{endpoint}",'
+                f'subject_cn="localhost"}}',
+                served.certificate.not_valid_before_utc.timestamp(),
+            )
+            prometheus.wait_for(f'grpcsec_cert_expired{{source="{leaf_file}"}}', 0.0)
+            elapsed = prometheus.wait_for(
+                f'grpcsec_cert_lifetime_elapsed_ratio{{source="{leaf_file}"}}'
+            )
+            assert 0.3 < elapsed < 0.6  # one hour into three
+            prometheus.wait_for(f'grpcsec_exporter_target_up{{target="{endpoint}"}}', 1.0)
+            # -- errors: counted on every scrape, the exporter keeps serving
+            prometheus.wait_for(f'grpcsec_exporter_target_up{{target="{garbage}"}}', 0.0)
+            prometheus.wait_for(f'grpcsec_exporter_read_errors_total{{target="{garbage}"}} >= 2')
+            prometheus.wait_for(f'grpcsec_exporter_probe_errors_total{{target="{refused}"}} >= 2')
+            prometheus.wait_for(f'grpcsec_exporter_probe_errors_total{{target="{endpoint}"}}', 0.0)
+            assert prometheus.value('up{job="exporter"}') == 1.0
+
+            # -- the service: its certificate, then counters after some calls
+            prometheus.wait_for(
+                'grpcsec_tls_certificate_not_after_timestamp_seconds{role="server",'
+                'subject_cn="disk.test"}',
+                on_disk.certificate.not_valid_after_utc.timestamp(),
+            )
+            prometheus.wait_for("grpcsec_tls_connections_total", 0.0)
+            assert service.process.stdin is not None
+            events = [
+                "tls", "tls", "tls",
+                "authn missing_token", "authn missing_token", "authn expired",
+                "authz orders allow-readers allow", "authz orders deny-all deny",
+                f"reloaded {int(now.timestamp())}", "reload-failed key_mismatch",
+            ]  # fmt: skip
+            service.process.stdin.write("".join(f"{e}\n" for e in events))
+            service.process.stdin.flush()
+            for _ in events:
+                assert service.lines.get(timeout=10).startswith("ok")
+            prometheus.wait_for("grpcsec_tls_connections_total", 3.0)
+            prometheus.wait_for(
+                'grpcsec_authentication_failures_total{reason="missing_token"}', 2.0
+            )
+            prometheus.wait_for('grpcsec_authentication_failures_total{reason="expired"}', 1.0)
+            prometheus.wait_for(
+                'grpcsec_authorization_decisions_total{policy="orders",rule="allow-readers",'
+                'decision="allow"}',
+                1.0,
+            )
+            prometheus.wait_for('sum(grpcsec_authorization_decisions_total{decision="deny"})', 1.0)
+            prometheus.wait_for("grpcsec_rotation_reload_successes_total", 1.0)
+            prometheus.wait_for(
+                'grpcsec_rotation_reload_failures_total{reason="key_mismatch"}', 1.0
+            )
+            prometheus.wait_for(
+                "grpcsec_rotation_last_success_timestamp_seconds", float(int(now.timestamp()))
+            )
+            # an alert-style expression over the exporter's data works as documented
+            left = f'grpcsec_cert_not_after_timestamp_seconds{{source="{leaf_file}"}} - time()'
+            prometheus.wait_for(f"({left}) < 3 * 3600")
+            # the alert rules from docs/monitoring.md load and fire on this data
+            prometheus.wait_for('grpcsec_cert_expired{subject_cn="gone.test"}', 1.0)
+            prometheus.wait_for(
+                'ALERTS{alertname="CertificateExpired",alertstate="firing",subject_cn="gone.test"}',
+                1.0,
+            )
+            prometheus.wait_for(
+                f'ALERTS{{alertname="CertificateReadErrors",alertstate="firing",target="{garbage}"}}',
+                1.0,
+            )
+            assert (
+                prometheus.value('ALERTS{alertname="CertificateExpired",subject_cn="disk.test"}')
+                is None
+            )
