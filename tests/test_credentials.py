@@ -29,6 +29,7 @@ from grpcsec.errors import ConfigurationError, KeyMismatchError, MaterialError, 
 from grpcsec.material import KeyPair, TrustBundle, TrustOrigin, load_key_pair
 from grpcsec.pki import KeyType, Profile, SubjectAltNames, Validity, private_key_pem, utcnow
 from tests.conftest import (
+    CLIENT_SPIFFE_ID,
     FRESH_CONNECTION,
     TIMEOUT,
     Pki,
@@ -567,3 +568,25 @@ def test_server_name_override_becomes_a_channel_option(pki: Pki) -> None:
     assert plain.channel_options() == []
     named = ChannelTLS.create(ca=pki.ca, server_name="greeter.internal")
     assert named.channel_options() == [("grpc.ssl_target_name_override", "greeter.internal")]
+
+
+def test_session_resumption_is_opt_in_and_private_per_configuration(pki: Pki) -> None:
+    """Off by default; when on, every configuration gets its own cache (a shared cache lets one
+    identity resume another's session), and calls over it work."""
+    assert all(
+        name != "grpc.ssl_session_cache"
+        for name, _ in ChannelTLS.create(ca=pki.ca).channel_options()
+    )
+    first = ChannelTLS.create(
+        ca=pki.ca, identity=pki.client, server_name="localhost", session_resumption=True
+    )
+    second = ChannelTLS.create(
+        ca=pki.ca, identity=pki.client, server_name="localhost", session_resumption=True
+    )
+    cache_of = dict(first.channel_options())
+    other = dict(second.channel_options())
+    assert cache_of["grpc.ssl_session_cache"] is not other["grpc.ssl_session_cache"]
+    with serve("sync", server_credentials(pki.server, client_ca=pki.ca)) as server:
+        for _ in range(3):
+            seen = whoami(server.target, first.credentials(), options=first.channel_options())
+            assert seen["principal"] == CLIENT_SPIFFE_ID

@@ -158,9 +158,12 @@ def test_parsed_certificates_are_cached_by_pem(pki: Pki) -> None:
     copy = {key: [bytes(bytearray(v)) for v in values] for key, values in context.items()}
     second = Peer.from_auth_context(copy)  # equal bytes, different objects: still a hit
     after = certificate_facts_cache_info()
-    assert after.hits == before.hits + 1
-    assert after.misses == before.misses
-    assert second.certificate is first.certificate
+    assert after.misses == before.misses  # no second parse
+    assert second is first  # the whole value is memoized on equal inputs
+    third = Peer.from_auth_context(copy, address="ipv4:127.0.0.1:2")  # another connection
+    assert third is not first
+    assert third.certificate is first.certificate  # ... same certificate, parsed once
+    assert certificate_facts_cache_info().misses == before.misses
     assert after.maxsize is not None
     assert after.maxsize > 0
 
@@ -244,4 +247,19 @@ def test_rpcs_on_one_connection_parse_the_certificate_once(pki: Pki) -> None:
                 call(b"", timeout=TIMEOUT)
             after = certificate_facts_cache_info()
     assert after.misses == before.misses
-    assert after.hits >= before.hits + 5
+
+
+def test_memo_never_mixes_identities_on_a_reused_address(pki: Pki) -> None:
+    """A port reused by another client with another certificate, or the same certificate over
+    plaintext, must not be served a remembered identity."""
+    address = "ipv4:127.0.0.1:40000"
+    alice = Peer.from_auth_context(mtls_context(pki.client), address=address)
+    intruder = Peer.from_auth_context(mtls_context(pki.other_client), address=address)
+    assert alice.common_name != intruder.common_name
+    assert alice.fingerprint_sha256 != intruder.fingerprint_sha256
+    plaintext = Peer.from_auth_context(
+        {"transport_security_type": [b"insecure"], "security_level": [b"TSI_SECURITY_NONE"]},
+        address=address,
+    )
+    assert not plaintext.client_cert_presented
+    assert plaintext.principal is None

@@ -26,7 +26,7 @@ the peer's trust anchors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from cryptography import x509
@@ -176,8 +176,16 @@ class ChannelTLS:
     identity: KeyPair | None = None
     allow_unsupported_key: bool = False
     server_name: str | None = None
+    session_resumption: bool = False
+    _session_cache: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.session_resumption:
+            # One private cache per configuration: one client identity and one trust bundle.
+            # A cache shared across identities or trust lets a channel resume a session another
+            # identity or another trust established (benchmarks/resumption.py shows both).
+            cache = grpc.experimental.session_cache.ssl_session_cache_lru(64)
+            object.__setattr__(self, "_session_cache", cache)
         if self.identity is not None:
             _check_leaf_for(
                 self.identity,
@@ -195,11 +203,19 @@ class ChannelTLS:
         use_system_roots: bool = False,
         allow_unsupported_key: bool = False,
         server_name: str | None = None,
+        session_resumption: bool = False,
     ) -> ChannelTLS:
         """Build from loose inputs: exactly one of ``ca`` and ``use_system_roots=True``.
 
         ``server_name`` is the name to verify the server certificate against (and to send as
         SNI) instead of the dialled host, e.g. when dialling by IP; see :meth:`channel_options`.
+
+        ``session_resumption`` (off by default) gives this configuration a private TLS session
+        cache: new channels built with :meth:`channel_options` resume earlier sessions, which
+        measured 1.27x (ECDSA P-256) and 1.63x (RSA-2048) more new connections per second. It
+        is off because a resumed session skips certificate checks on both sides, so a rotated
+        or revoked certificate is only enforced when the session ticket expires, and it only
+        works when dialling a DNS name or with ``server_name``.
         """
         if ca is not None and use_system_roots:
             raise ConfigurationError("pass either a CA bundle or use_system_roots=True, not both")
@@ -214,6 +230,7 @@ class ChannelTLS:
             identity=None if identity is None else as_key_pair(identity),
             allow_unsupported_key=allow_unsupported_key,
             server_name=server_name,
+            session_resumption=session_resumption,
         )
 
     @property
@@ -221,11 +238,15 @@ class ChannelTLS:
         """Whether the channel presents a client certificate."""
         return self.identity is not None
 
-    def channel_options(self) -> list[tuple[str, str]]:
-        """Channel options this configuration needs: the server-name override, when set."""
+    def channel_options(self) -> list[tuple[str, object]]:
+        """Channel options this configuration needs: the server-name override, when set, and
+        the private TLS session cache when ``session_resumption`` is on."""
+        options: list[tuple[str, object]] = []
         if self.server_name:
-            return [("grpc.ssl_target_name_override", self.server_name)]
-        return []
+            options.append(("grpc.ssl_target_name_override", self.server_name))
+        if self._session_cache is not None:
+            options.append(("grpc.ssl_session_cache", self._session_cache))
+        return options
 
     def credentials(self) -> grpc.ChannelCredentials:
         """A fresh ``grpc.ChannelCredentials`` for ``secure_channel`` (sync or aio)."""

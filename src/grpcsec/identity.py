@@ -4,8 +4,9 @@ grpcio hands a handler ``context.auth_context()``, a ``dict[str, list[bytes]]`` 
 listed in grpcio-security.md §2.1. Its identity lists mix every SAN type together, so the
 certificate facts here (names, SPIFFE ID, serial, dates, fingerprint) are read from the leaf
 itself, ``x509_pem_cert``, parsed with ``cryptography``. One connection carries many RPCs with the
-same PEM, so the parsed facts are cached in a bounded LRU keyed by the PEM bytes (a hit costs a
-hash and a compare, no parsing).
+same values, so two bounded LRUs avoid repeating work: parsed certificate facts keyed by the PEM
+bytes, and whole :class:`Peer` values keyed by the address plus the raw auth-context values they
+are built from (a hit costs building that key; ``benchmarks/peer_cost.py`` measures it).
 
 With a grpcio server a present client certificate has always been *verified* against the client
 CA: Python can only configure "request, require and verify" or "don't request"
@@ -36,6 +37,7 @@ __all__ = [
     "Peer",
     "TransportSecurity",
     "certificate_facts_cache_info",
+    "clear_identity_caches",
     "peer",
 ]
 
@@ -61,13 +63,7 @@ class TransportSecurity(enum.Enum):
     @classmethod
     def from_auth_type(cls, value: str | None) -> TransportSecurity:
         """Map grpcio's ``transport_security_type`` value."""
-        return {
-            "ssl": cls.TLS,
-            "tls": cls.TLS,
-            "insecure": cls.PLAINTEXT,
-            "local": cls.LOCAL,
-            "alts": cls.ALTS,
-        }.get((value or "").lower(), cls.UNKNOWN)
+        return cls(_TRANSPORTS.get((value or "").lower(), "unknown"))
 
 
 class AuthContextCarrier(Protocol):
@@ -99,16 +95,42 @@ def _certificate_facts(pem: bytes) -> _CertificateFacts | None:
     return _CertificateFacts(certificate=certificate, info=CertificateInfo.of(certificate))
 
 
+def clear_identity_caches() -> None:
+    """Forget every memoized certificate and peer (tests, benchmarks, or after a CA change)."""
+    _certificate_facts.cache_clear()
+    _peer_for.cache_clear()
+
+
 def certificate_facts_cache_info() -> functools._CacheInfo:
     """Hits, misses and size of the parsed-certificate cache (for tests and metrics)."""
     return _certificate_facts.cache_info()
 
 
-def _first(auth: AuthContext, key: str) -> str | None:
+_PEER_KEYS = (
+    "transport_security_type",
+    "security_level",
+    "ssl_tls_version",
+    "ssl_requested_server_name",
+    "x509_pem_cert",
+)
+
+
+def _raw(auth: AuthContext, key: str) -> bytes | None:
     values = auth.get(key)
-    if not values:
-        return None
-    return values[0].decode("utf-8", "replace")
+    return bytes(values[0]) if values else None
+
+
+def _text(value: object) -> str | None:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else None
+
+
+_TRANSPORTS = {
+    "ssl": "tls",
+    "tls": "tls",
+    "insecure": "plaintext",
+    "local": "local",
+    "alts": "alts",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,33 +164,13 @@ class Peer:
 
     @classmethod
     def from_auth_context(cls, auth: AuthContext, *, address: str = "") -> Peer:
-        """Build from an auth-context mapping (``context.auth_context()``) and the address."""
-        transport = TransportSecurity.from_auth_type(_first(auth, "transport_security_type"))
-        pem_values = auth.get("x509_pem_cert")
-        facts = _certificate_facts(bytes(pem_values[0])) if pem_values else None
-        if transport is not TransportSecurity.TLS:
-            facts = None
-        info = facts.info if facts else None
-        return cls(
-            address=address,
-            transport=transport,
-            security_level=_first(auth, "security_level"),
-            tls_version=_first(auth, "ssl_tls_version"),
-            server_name=_first(auth, "ssl_requested_server_name"),
-            client_cert_presented=info is not None,
-            common_name=info.common_name if info else None,
-            subject=info.subject if info else None,
-            dns_names=info.names.dns if info else (),
-            ip_addresses=info.names.ips if info else (),
-            uris=info.names.uris if info else (),
-            emails=info.names.emails if info else (),
-            spiffe_id=info.names.spiffe_id if info else None,
-            serial=info.serial if info else None,
-            not_before=info.not_before if info else None,
-            not_after=info.not_after if info else None,
-            fingerprint_sha256=info.fingerprint_sha256 if info else None,
-            certificate=facts.certificate if facts else None,
-        )
+        """Build from an auth-context mapping (``context.auth_context()``) and the address.
+
+        Memoized on everything it reads (the address and the raw auth-context values), so the
+        RPCs of one connection share one immutable value: a hit costs building the key.
+        """
+        key = (address, *(_raw(auth, name) for name in _PEER_KEYS))
+        return _peer_for(key)
 
     @property
     def principal(self) -> str | None:
@@ -215,6 +217,37 @@ class Peer:
             "not_after": moment(self.not_after),
             "fingerprint_sha256": self.fingerprint_sha256,
         }
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE * 4)
+def _peer_for(key: tuple[object, ...]) -> Peer:
+    """The :class:`Peer` for one memo key ``(address, *raw values of _PEER_KEYS)``."""
+    address, transport_raw, level, version, server_name, pem = key
+    transport = TransportSecurity.from_auth_type(_text(transport_raw))
+    facts = None
+    if transport is TransportSecurity.TLS and isinstance(pem, bytes):
+        facts = _certificate_facts(pem)
+    info = facts.info if facts else None
+    return Peer(
+        address=str(address),
+        transport=transport,
+        security_level=_text(level),
+        tls_version=_text(version),
+        server_name=_text(server_name),
+        client_cert_presented=info is not None,
+        common_name=info.common_name if info else None,
+        subject=info.subject if info else None,
+        dns_names=info.names.dns if info else (),
+        ip_addresses=info.names.ips if info else (),
+        uris=info.names.uris if info else (),
+        emails=info.names.emails if info else (),
+        spiffe_id=info.names.spiffe_id if info else None,
+        serial=info.serial if info else None,
+        not_before=info.not_before if info else None,
+        not_after=info.not_after if info else None,
+        fingerprint_sha256=info.fingerprint_sha256 if info else None,
+        certificate=facts.certificate if facts else None,
+    )
 
 
 def peer(context: AuthContextCarrier) -> Peer:
