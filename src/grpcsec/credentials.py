@@ -184,7 +184,9 @@ class ChannelTLS:
             # One private cache per configuration: one client identity and one trust bundle.
             # A cache shared across identities or trust lets a channel resume a session another
             # identity or another trust established (benchmarks/resumption.py shows both).
-            cache = grpc.experimental.session_cache.ssl_session_cache_lru(64)
+            from grpc.experimental import session_cache  # noqa: PLC0415 (only when asked)
+
+            cache = session_cache.ssl_session_cache_lru(64)
             object.__setattr__(self, "_session_cache", cache)
         if self.identity is not None:
             _check_leaf_for(
