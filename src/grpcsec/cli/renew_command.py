@@ -1,1 +1,273 @@
-"""``grpcsec renew``: the certificate renewal agent (being written)."""
+"""``grpcsec renew``: the certificate renewal agent.
+
+Renews the leaf in ``--cert``/``--key`` with the CA in ``--ca-dir`` at 2/3 of its lifetime (or
+after ``--every`` when that is sooner), with jitter, a new key every time, atomic writes and an
+optional hook (``--exec``, run without a shell). Without ``--once`` it runs until SIGINT or
+SIGTERM, re-reading the certificate at least every ``--check-interval`` and backing off after a
+failure (5 s, doubling up to 5 min). With ``--once`` it renews if due (``--force``: even if
+not) and exits. The library side is :class:`grpcsec.rotation.Renewer`.
+
+Exit codes: 0 renewed, not due yet, or the agent was stopped by a signal; 1 the renewal failed
+(the certificate has already expired, the CA cannot issue it, the files cannot be written, the
+hook failed); 2 bad usage or input (an unreadable certificate or CA, a bad duration).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from grpcsec import pki
+from grpcsec.cli import app
+from grpcsec.cli._common import EXIT_FAILED, console, errors_to_exit, fail, print_json, stderr
+from grpcsec.cli.pki_commands import CA_CERT, CA_KEY, load_ca
+from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
+from grpcsec.rotation.renew import ExecHook, RenewalPlan, RenewalResult, Renewer
+
+__all__ = ["renew"]
+
+
+def _delta(text: str | None, option: str) -> dt.timedelta | None:
+    if text is None:
+        return None
+    try:
+        return pki.parse_duration(text)
+    except IssuanceError as exc:
+        raise ConfigurationError(f"{option}: {exc.message}") from exc
+
+
+def _seconds(text: str, option: str) -> float:
+    delta = _delta(text, option)
+    return delta.total_seconds() if delta is not None else 60.0
+
+
+def _moment(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hook(command: str | None) -> ExecHook | None:
+    if command is None:
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigurationError(f"--exec: {exc}") from exc
+    if not words:
+        raise ConfigurationError("--exec: the command is empty")
+    return ExecHook(tuple(words))
+
+
+def _say_plan(plan: RenewalPlan) -> None:
+    left = pki.format_duration(plan.renew_at - plan.now)
+    console.print(
+        f"not due: {escape(plan.path)} (serial {plan.serial}) renews at "
+        f"{_moment(plan.renew_at)} (in {left}); valid until {_moment(plan.not_after)}"
+    )
+
+
+def _say_result(result: RenewalResult) -> None:
+    console.print(
+        f"renewed {escape(result.cert)}: serial {result.previous_serial} -> {result.serial}, "
+        f"valid until {_moment(result.not_after)}; next renewal around {_moment(result.renew_at)}"
+    )
+    if result.hook_error is not None:
+        stderr.print(f"[bold red]error:[/] the hook failed: {escape(result.hook_error)}")
+
+
+@contextmanager
+def _quiet_library() -> Iterator[None]:
+    """In one-shot mode the command reports everything itself; keep the library's own
+    warnings (``renewed X, but the hook failed``) from repeating it on stderr."""
+    logger = logging.getLogger("grpcsec.renew")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _once(renewer: Renewer, *, force: bool, json_output: bool) -> None:
+    with _quiet_library():
+        _renew_once(renewer, force=force, json_output=json_output)
+
+
+def _renew_once(renewer: Renewer, *, force: bool, json_output: bool) -> None:
+    now = pki.utcnow()
+    with errors_to_exit():
+        plan = renewer.plan(now)  # an unreadable certificate is bad input: exit 2
+    if not force and not plan.due:
+        if json_output:
+            print_json({"action": "not_due", "plan": plan.to_json(), "result": None})
+        else:
+            _say_plan(plan)
+        return
+    try:
+        result = renewer.renew(now)
+    except GrpcsecError as exc:
+        if json_output:
+            print_json({"action": "failed", "plan": plan.to_json(), "error": str(exc)})
+            raise typer.Exit(EXIT_FAILED) from None
+        fail(str(exc).replace("[", r"\["), EXIT_FAILED)
+    if json_output:
+        print_json({"action": "renewed", "plan": plan.to_json(), "result": result.to_json()})
+    else:
+        _say_result(result)
+    if result.hook_error is not None:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _event(value: dict[str, object]) -> None:
+    """One JSON object on one line (JSON Lines), flushed at once for whoever tails it."""
+    sys.stdout.write(json.dumps(value, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _daemon(renewer: Renewer, *, force: bool, json_output: bool) -> None:
+    """Run until SIGINT/SIGTERM. Renewals and failures are logged on stderr (and, with
+    ``--json``, also printed as one JSON object per line on stdout)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    try:
+        with errors_to_exit():
+            plan = renewer.plan(pki.utcnow())
+        if json_output:
+            _event({"event": "started", "plan": plan.to_json()})
+        else:
+            console.print(
+                f"watching {escape(plan.path)} (serial {plan.serial}); renewal at "
+                f"{_moment(plan.renew_at)}, valid until {_moment(plan.not_after)}"
+            )
+        first = True
+        while not stop.is_set():
+            renewals, error = renewer.renewals, renewer.last_error
+            delay = renewer.step(pki.utcnow(), force=force and first)
+            first = False
+            if json_output and renewer.renewals != renewals and renewer.last_result:
+                _event({"event": "renewed", "result": renewer.last_result.to_json()})
+            if json_output and renewer.last_error is not None and renewer.last_error is not error:
+                _event(
+                    {
+                        "event": "failed",
+                        "error": str(renewer.last_error),
+                        "failures": renewer.failures,
+                        "retry_in_seconds": round(delay, 3),
+                    }
+                )
+            stop.wait(delay)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@app.command("renew")
+def renew(
+    *,
+    ca_dir: Annotated[
+        Path,
+        typer.Option(
+            "--ca-dir",
+            metavar="DIR",
+            help=f"Directory of the issuing CA: {CA_CERT} and {CA_KEY} (password from "
+            "GRPCSEC_KEY_PASSWORD or a prompt when encrypted).",
+        ),
+    ],
+    cert: Annotated[
+        Path, typer.Option("--cert", metavar="FILE", help="The certificate chain to renew.")
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", metavar="FILE", help="Where the new private key goes (0600).")
+    ],
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            metavar="DURATION",
+            help="Renew once the certificate is this old, if that is sooner than 2/3 of its "
+            "lifetime (e.g. 8h).",
+        ),
+    ] = None,
+    valid: Annotated[
+        str | None,
+        typer.Option(
+            "--valid",
+            metavar="DURATION",
+            help="Lifetime of the new certificate (default: that of the current one).",
+        ),
+    ] = None,
+    exec_command: Annotated[
+        str | None,
+        typer.Option(
+            "--exec",
+            metavar="CMD",
+            help="Run CMD (split like a shell would, but no shell) after each renewal, with "
+            "GRPCSEC_CERT, GRPCSEC_KEY, GRPCSEC_SERIAL and GRPCSEC_NOT_AFTER set.",
+        ),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Renew if due, then exit (for cron and tests).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Renew now even if not due (with or without --once).")
+    ] = False,
+    check_interval: Annotated[
+        str,
+        typer.Option(
+            "--check-interval",
+            metavar="DURATION",
+            help="Re-read the certificate at least this often (agent mode).",
+        ),
+    ] = "1m",
+    allow_expired: Annotated[
+        bool,
+        typer.Option(
+            "--allow-expired",
+            help="Renew a certificate that has already expired (refused by default: it means "
+            "renewal stopped for a whole lifetime, or the clock is wrong).",
+        ),
+    ] = False,
+    new_issuer: Annotated[
+        bool,
+        typer.Option(
+            "--new-issuer",
+            help="Re-issue a certificate signed by another CA under this one (CA rollover).",
+        ),
+    ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="JSON on stdout (agent mode: one JSON object per event)."),
+    ] = False,
+) -> None:
+    """Renew a certificate at 2/3 of its lifetime with a new key, now or as an agent."""
+    with errors_to_exit():
+        renewer = Renewer(
+            load_ca(ca_dir),
+            cert,
+            key,
+            lifetime=_delta(valid, "--valid"),
+            every=_delta(every, "--every"),
+            allow_expired=allow_expired,
+            allow_other_issuer=new_issuer,
+            hook=_hook(exec_command),
+            check_interval=_seconds(check_interval, "--check-interval"),
+        )
+    if once:
+        _once(renewer, force=force, json_output=json_output)
+    else:
+        _daemon(renewer, force=force, json_output=json_output)

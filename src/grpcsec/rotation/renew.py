@@ -1,0 +1,529 @@
+"""The renewal agent: re-issue a leaf at 2/3 of its lifetime, with a new key, atomically.
+
+:class:`Renewer` holds a CA (:class:`~grpcsec.pki.CertificateAuthority`) and the paths of a
+certificate chain and its key. It reads the certificate, plans the renewal
+(:func:`renewal_time`: 2/3 of the lifetime, or ``every`` when that comes sooner, plus or minus
+a jitter of 1/20 so that fleets issued together do not renew together; cert-manager and
+step-ca use the same point), and when due issues a new leaf with the same names, subject CN and
+organization, profile (from the extended key usage), key type and lifetime, **with a new key**
+(cert-manager's ``rotationPolicy: Always``). It writes the key and then the chain, each to a
+temporary file renamed into place (:func:`grpcsec.pki.write_files`), so a reader sees whole
+files; a reader between the two renames sees a new key with the old certificate, which the
+rotation watcher detects and retries. An optional hook runs after each renewal.
+
+Failures (an unreadable certificate, a CA that expired, a disk error) are retried with
+exponential backoff (:class:`Backoff`). An **expired** certificate is not renewed unless
+``allow_expired``: it means renewal has not run for a whole lifetime, or the clock is wrong,
+and issuing under a wrong clock would make things worse; the error says so. A certificate
+from another CA is not re-issued unless ``allow_other_issuer`` (the CA rollover step).
+
+Time is a parameter (``now``) everywhere except :meth:`Renewer.run`, which takes a clock.
+Not done here: reusing keys (HSM keys), CSR-based renewal against a remote CA, revoking the
+previous certificate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import random
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from grpcsec.errors import ConfigurationError, GrpcsecError, RotationError
+from grpcsec.material import StrPath
+from grpcsec.pki import (
+    CERT_MODE,
+    KEY_MODE,
+    CertificateAuthority,
+    CertificateInfo,
+    IssuedCertificate,
+    KeyType,
+    PendingFile,
+    Profile,
+    SubjectAltNames,
+    Validity,
+    format_duration,
+    load_certificate_file,
+    utcnow,
+    write_files,
+)
+from grpcsec.pki.keys import key_type_of
+from grpcsec.pki.validity import BACKDATE
+
+__all__ = [
+    "Backoff",
+    "ExecHook",
+    "RenewalPlan",
+    "RenewalResult",
+    "Renewer",
+    "reissue",
+    "renewal_time",
+]
+
+log = logging.getLogger("grpcsec.renew")
+
+RENEW_FRACTION = 2 / 3
+JITTER = 1 / 20
+MIN_DELAY = 0.5  # seconds between agent steps at least: never a hot loop
+
+
+def _moment(when: dt.datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def renewal_time(
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    *,
+    every: dt.timedelta | None = None,
+    fraction: float = RENEW_FRACTION,
+    jitter: float = JITTER,
+    draw: float = 0.5,
+) -> dt.datetime:
+    """When to renew a certificate valid from ``not_before`` to ``not_after``.
+
+    At ``fraction`` of the lifetime, or ``every`` after ``not_before`` when that is sooner,
+    moved by up to ``jitter`` of that period either way; ``draw`` in [0, 1) picks where (0.5 is
+    the middle). Never before ``not_before``, never after ``not_after``.
+    """
+    if not 0 < fraction < 1 or not 0 <= jitter < fraction:
+        raise ConfigurationError("fraction must be in (0, 1) and jitter in [0, fraction)")
+    lifetime = not_after - not_before
+    period = lifetime * fraction
+    if every is not None:
+        if every <= dt.timedelta(0):
+            raise ConfigurationError("the renewal period must be positive")
+        period = min(period, every)
+    spread = period * (jitter / fraction)
+    when = not_before + period + spread * (2 * draw - 1)
+    return min(max(when, not_before), not_after)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenewalPlan:
+    """What the agent knows about the certificate on disk at ``now``."""
+
+    path: str
+    serial: str
+    subject: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    renew_at: dt.datetime
+    now: dt.datetime
+
+    @property
+    def due(self) -> bool:
+        """Whether the renewal point has passed."""
+        return self.now >= self.renew_at
+
+    @property
+    def expired(self) -> bool:
+        """Whether the certificate has already expired."""
+        return self.now > self.not_after
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (times RFC 3339 UTC)."""
+        return {
+            "cert": self.path,
+            "serial": self.serial,
+            "subject": self.subject,
+            "not_before": _moment(self.not_before),
+            "not_after": _moment(self.not_after),
+            "renew_at": _moment(self.renew_at),
+            "due": self.due,
+            "expired": self.expired,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenewalResult:
+    """One renewal: the files written, the new and the previous serial, the new dates, when
+    the new certificate will be renewed, and whether the hook failed (``hook_error``)."""
+
+    cert: str
+    key: str
+    serial: str
+    previous_serial: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    renew_at: dt.datetime
+    renewed_at: dt.datetime
+    hook_ran: bool = False
+    hook_error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (times RFC 3339 UTC)."""
+        return {
+            "cert": self.cert,
+            "key": self.key,
+            "serial": self.serial,
+            "previous_serial": self.previous_serial,
+            "not_before": _moment(self.not_before),
+            "not_after": _moment(self.not_after),
+            "next_renewal": _moment(self.renew_at),
+            "renewed_at": _moment(self.renewed_at),
+            "hook": {"ran": self.hook_ran, "error": self.hook_error},
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """Delays between failed attempts: ``initial`` seconds, times ``factor`` per failure, at
+    most ``maximum``, each moved by up to ``jitter`` of itself."""
+
+    initial: float = 5.0
+    factor: float = 2.0
+    maximum: float = 300.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.factor < 1 or self.maximum < self.initial:
+            raise ConfigurationError("backoff needs initial > 0, factor >= 1, maximum >= initial")
+        if not 0 <= self.jitter < 1:
+            raise ConfigurationError("backoff jitter must be in [0, 1)")
+
+    def delay(self, failures: int, draw: float = 0.5) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (1 for the first)."""
+        exponent = min(max(failures - 1, 0), 64)
+        base = min(self.maximum, self.initial * self.factor**exponent)
+        return base * (1 + self.jitter * (2 * draw - 1))
+
+
+def _profile_of(leaf: x509.Certificate) -> Profile:
+    try:
+        usages = set(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return Profile.PEER
+    server = ExtendedKeyUsageOID.SERVER_AUTH in usages
+    client = ExtendedKeyUsageOID.CLIENT_AUTH in usages
+    if server and not client:
+        return Profile.SERVER
+    if client and not server:
+        return Profile.CLIENT
+    return Profile.PEER
+
+
+def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+    values = name.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else None
+
+
+def reissue(
+    ca: CertificateAuthority,
+    leaf: x509.Certificate,
+    *,
+    now: dt.datetime,
+    lifetime: dt.timedelta | None = None,
+    backdate: dt.timedelta = BACKDATE,
+) -> IssuedCertificate:
+    """A new certificate like ``leaf`` (names, CN, organization, profile, key type) with a new
+    key, valid from ``now - backdate`` for ``lifetime`` after ``now`` (default: the same span
+    from not-before to not-after as ``leaf``)."""
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as exc:
+        raise RotationError(
+            "the certificate has no subject alternative names; re-issue it with grpcsec issue"
+        ) from exc
+    raw = SubjectAltNames.from_extension(san)
+    names = SubjectAltNames.build(dns=raw.dns, ips=raw.ips, uris=raw.uris, emails=raw.emails)
+    if lifetime is None:
+        start = now - backdate
+        span = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+        validity = Validity(not_before=start, not_after=start + span)
+    else:
+        validity = Validity.lasting(lifetime, now=now, backdate=backdate)
+    public_key = leaf.public_key()
+    key_type = KeyType.ECDSA_P256
+    if isinstance(
+        public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+    ):
+        key_type = key_type_of(public_key) or KeyType.ECDSA_P256
+    return ca.issue(
+        _profile_of(leaf),
+        names,
+        common_name=_attribute(leaf.subject, NameOID.COMMON_NAME) or "",
+        organization=_attribute(leaf.subject, NameOID.ORGANIZATION_NAME),
+        key_type=key_type,
+        validity=validity,
+        now=now,
+        allow_unsupported_key=key_type is KeyType.ED25519,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExecHook:
+    """Run a command (no shell) after each renewal, with ``GRPCSEC_CERT``, ``GRPCSEC_KEY``,
+    ``GRPCSEC_SERIAL`` and ``GRPCSEC_NOT_AFTER`` in its environment. A non-zero exit, a
+    timeout or a missing program raises :class:`RotationError`. Its output is not captured."""
+
+    command: tuple[str, ...]
+    timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.command:
+            raise ConfigurationError("the hook command is empty")
+
+    def __call__(self, result: RenewalResult) -> None:
+        """Run the command for ``result``."""
+        env = {
+            **os.environ,
+            "GRPCSEC_CERT": result.cert,
+            "GRPCSEC_KEY": result.key,
+            "GRPCSEC_SERIAL": result.serial,
+            "GRPCSEC_NOT_AFTER": _moment(result.not_after),
+        }
+        try:
+            completed = subprocess.run(  # noqa: S603 (the operator's own command, no shell)
+                list(self.command), env=env, timeout=self.timeout, check=False
+            )
+        except FileNotFoundError as exc:
+            raise RotationError(f"the hook program {self.command[0]!r} was not found") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise RotationError(f"the hook did not finish within {self.timeout:g}s") from exc
+        except OSError as exc:
+            raise RotationError(f"the hook could not run: {exc.strerror or exc}") from exc
+        if completed.returncode != 0:
+            raise RotationError(f"the hook exited with status {completed.returncode}")
+
+
+class Renewer:
+    """Keeps the certificate at ``cert`` (with its key at ``key``) renewed by ``ca``.
+
+    Use :meth:`plan` / :meth:`renew_if_due` / :meth:`renew` for one-shot work, :meth:`step` for
+    one agent iteration (never raises; returns how long to sleep), :meth:`run` to loop until an
+    event is set, or :meth:`start` / :meth:`stop` for a background thread. ``hook`` runs after
+    every renewal (an :class:`ExecHook`, or any callable; its failure is reported in
+    ``RenewalResult.hook_error`` and does not undo the renewal). ``rng`` draws the jitter
+    (seed it in tests); the draw is fixed per certificate serial, so plans are stable.
+
+    Counters for metrics: ``renewals``, ``failures`` (consecutive), ``total_failures``,
+    ``last_result``, ``last_error``.
+    """
+
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        cert: StrPath,
+        key: StrPath,
+        *,
+        lifetime: dt.timedelta | None = None,
+        every: dt.timedelta | None = None,
+        allow_expired: bool = False,
+        allow_other_issuer: bool = False,
+        hook: Callable[[RenewalResult], None] | None = None,
+        backoff: Backoff | None = None,
+        check_interval: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if lifetime is not None and lifetime <= dt.timedelta(0):
+            raise ConfigurationError("the certificate lifetime must be positive")
+        if every is not None and every <= dt.timedelta(0):
+            raise ConfigurationError("the renewal period (--every) must be positive")
+        if check_interval <= 0:
+            raise ConfigurationError("the check interval must be positive")
+        self.ca = ca
+        self.cert = Path(cert)
+        self.key = Path(key)
+        self.lifetime = lifetime
+        self.every = every
+        self.allow_expired = allow_expired
+        self.allow_other_issuer = allow_other_issuer
+        self.hook = hook
+        self.backoff = backoff or Backoff()
+        self.check_interval = check_interval
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
+        self._draws: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.renewals = 0
+        self.failures = 0
+        self.total_failures = 0
+        self.last_result: RenewalResult | None = None
+        self.last_error: GrpcsecError | None = None
+
+    # -- planning -----------------------------------------------------------------------------
+    def _draw(self, serial: str) -> float:
+        if serial not in self._draws:
+            if len(self._draws) > 64:
+                self._draws.clear()
+            self._draws[serial] = self._rng.random()
+        return self._draws[serial]
+
+    def _renew_at(self, leaf: x509.Certificate) -> dt.datetime:
+        return renewal_time(
+            leaf.not_valid_before_utc,
+            leaf.not_valid_after_utc,
+            every=self.every,
+            draw=self._draw(f"{leaf.serial_number:x}"),
+        )
+
+    def _leaf(self) -> x509.Certificate:
+        return load_certificate_file(self.cert, allow_der=False)[0]
+
+    def plan(self, now: dt.datetime) -> RenewalPlan:
+        """Read the certificate and say when it is due (raises MaterialError if unreadable)."""
+        leaf = self._leaf()
+        info = CertificateInfo.of(leaf)
+        return RenewalPlan(
+            path=str(self.cert),
+            serial=info.serial,
+            subject=info.subject,
+            not_before=info.not_before,
+            not_after=info.not_after,
+            renew_at=self._renew_at(leaf),
+            now=now,
+        )
+
+    # -- renewing -----------------------------------------------------------------------------
+    def _check_issuer(self, leaf: x509.Certificate) -> None:
+        issuer = self.ca.certificate
+        signed = leaf.issuer == issuer.subject
+        if signed:
+            try:
+                leaf.verify_directly_issued_by(issuer)
+            except Exception:  # noqa: BLE001 (InvalidSignature, unsupported algorithms)
+                signed = False
+        if not signed and not self.allow_other_issuer:
+            raise RotationError(
+                f"the certificate was issued by '{leaf.issuer.rfc4514_string()}', not by this "
+                f"CA ('{issuer.subject.rfc4514_string()}'); pass allow_other_issuer "
+                "(--new-issuer) to re-issue it under this CA, as in a CA rollover",
+                path=self.cert,
+            )
+
+    def renew(self, now: dt.datetime) -> RenewalResult:
+        """Renew now, due or not (an expired certificate only with ``allow_expired``)."""
+        leaf = self._leaf()
+        if now > leaf.not_valid_after_utc and not self.allow_expired:
+            ago = format_duration(now - leaf.not_valid_after_utc)
+            raise RotationError(
+                f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ} "
+                f"({ago} ago) and was not renewed in time; renewing an expired certificate is "
+                "refused by default (check the clock and why renewal stopped), then pass "
+                "--allow-expired or re-issue it with grpcsec issue",
+                path=self.cert,
+            )
+        self._check_issuer(leaf)
+        # Backdate by a minute (clock skew), but by less when renewals are seconds apart, or
+        # the renewal point of a fresh certificate would already be in the past.
+        span = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+        period = min(self.every or span, self.lifetime or span)
+        backdate = min(BACKDATE, period / 10)
+        issued = reissue(self.ca, leaf, now=now, lifetime=self.lifetime, backdate=backdate)
+        write_files(
+            [
+                PendingFile(self.key, issued.key_pem(), KEY_MODE),
+                PendingFile(self.cert, issued.chain_pem(), CERT_MODE),
+            ],
+            force=True,
+        )
+        new = issued.certificate
+        result = RenewalResult(
+            cert=str(self.cert),
+            key=str(self.key),
+            serial=f"{new.serial_number:x}",
+            previous_serial=f"{leaf.serial_number:x}",
+            not_before=new.not_valid_before_utc,
+            not_after=new.not_valid_after_utc,
+            renew_at=self._renew_at(new),
+            renewed_at=now,
+        )
+        self.renewals += 1
+        log.info(
+            "renewed %s: serial %s -> %s, valid until %s",
+            self.cert,
+            result.previous_serial,
+            result.serial,
+            _moment(result.not_after),
+        )
+        if self.hook is not None:
+            try:
+                self.hook(result)
+            except Exception as exc:  # noqa: BLE001 (reported in the result; renewal stands)
+                log.warning("renewed %s, but the hook failed: %s", self.cert, exc)
+                result = dataclasses.replace(result, hook_ran=True, hook_error=str(exc))
+            else:
+                result = dataclasses.replace(result, hook_ran=True)
+        self.last_result = result
+        return result
+
+    def renew_if_due(self, now: dt.datetime) -> RenewalResult | None:
+        """Renew when the plan says so; ``None`` when not due yet."""
+        plan = self.plan(now)
+        return self.renew(now) if plan.due else None
+
+    # -- the agent ------------------------------------------------------------------------------
+    def step(self, now: dt.datetime, *, force: bool = False) -> float:
+        """One agent iteration at ``now``: renew if due (or ``force``); return the seconds to
+        sleep.
+
+        Never raises: a failure is logged (once per distinct message), counted, kept in
+        ``last_error``, and answered with a backoff delay.
+        """
+        try:
+            plan = self.plan(now)
+            if plan.due or force:
+                result = self.renew(now)
+                next_at = result.renew_at
+            else:
+                next_at = plan.renew_at
+        except GrpcsecError as exc:
+            self.failures += 1
+            self.total_failures += 1
+            if self.last_error is None or str(self.last_error) != str(exc):
+                log.error("renewal of %s failed: %s", self.cert, exc)  # noqa: TRY400 (one line)
+            self.last_error = exc
+            return self.backoff.delay(self.failures, self._rng.random())
+        self.failures = 0
+        self.last_error = None
+        until = (next_at - now).total_seconds()
+        return max(MIN_DELAY, min(self.check_interval, until))
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+        max_iterations: int | None = None,
+    ) -> None:
+        """Call :meth:`step` until ``stop`` is set (or ``max_iterations`` steps)."""
+        iterations = 0
+        while not stop.is_set():
+            delay = self.step(clock())
+            iterations += 1
+            if max_iterations is not None and iterations >= max_iterations:
+                return
+            stop.wait(delay)
+
+    def start(self, *, clock: Callable[[], dt.datetime] = utcnow) -> Renewer:
+        """Run the agent in a daemon thread until :meth:`stop`; returns ``self``."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.run,
+            args=(self._stop,),
+            kwargs={"clock": clock},
+            daemon=True,
+            name=f"grpcsec-renew {self.cert.name}",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the background thread started by :meth:`start`."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)

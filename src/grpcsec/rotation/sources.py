@@ -1,0 +1,326 @@
+"""Certificate sources: where rotating material comes from (files, memory), behind one protocol.
+
+A source only *reads*: it hands back the raw bytes of a certificate chain, its key and the
+optional bundles, plus a cheap ``version()`` token that changes when the material may have
+changed. Parsing and checking happen in :mod:`grpcsec.rotation.checks`, and deciding when to
+read happens in :mod:`grpcsec.rotation.watcher`, so a new source (an ACME client, the SPIFFE
+Workload API) is one small class with two methods.
+
+:class:`FileSource` copes with the three ways files get replaced on disk:
+
+* an in-place rewrite (``open("w")``): a read can see an empty or half-written file, which fails
+  to parse and is retried by the watcher;
+* an atomic rename of a temporary file (``pki.write_files``, most agents): each file is always
+  whole, but the certificate and the key are renamed one after the other;
+* a Kubernetes-style ``..data`` symlink swap (Secret and ConfigMap volumes, cert-manager's
+  csi-driver, Vault agent and spiffe-helper with a symlinked directory): every path is
+  resolved to its real file first and the real files are read, so one read sees one directory.
+
+None of these makes the *pair* consistent by itself: a read between two renames sees a new
+certificate with the old key. The watcher checks that the key matches and retries; a source
+never decides that. Not handled here: files larger than 16 MiB, encrypted keys (use a decrypted
+key file; passwords do not belong in a watched layout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from grpcsec.errors import ConfigurationError, MaterialError
+from grpcsec.material import KeyPair, StrPath, TrustBundle
+from grpcsec.pki import IssuedCertificate, certificates_pem, read_file
+from grpcsec.pki.authority import CertificateAuthority
+
+__all__ = ["CertificateSource", "FileSource", "MemorySource", "RawMaterial"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+class RawMaterial:
+    """Unchecked bytes as a source read them, with the names to put in error messages.
+
+    ``chain`` and ``key`` are this side's certificate chain (leaf first) and private key (both
+    ``None`` for a TLS client without a certificate). ``trust`` is the CA bundle this side
+    verifies its *peer* with: the client-CA bundle on a server, the server CA bundle on a
+    client. ``issuers`` is an optional bundle that this side's own chain must verify against.
+    ``digest`` is a SHA-256 over all parts, used to tell new material from material already
+    seen; the key never appears in ``repr``.
+    """
+
+    chain: bytes | None
+    key: bytes | None = field(repr=False)
+    trust: bytes | None = None
+    issuers: bytes | None = None
+    chain_name: str = "<certificate>"
+    key_name: str = "<key>"
+    trust_name: str = "<trust bundle>"
+    issuers_name: str = "<issuers>"
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        hasher = hashlib.sha256()
+        for part in (self.chain, self.key, self.trust, self.issuers):
+            if part is None:
+                hasher.update(b"\x00")
+            else:
+                hasher.update(b"\x01" + len(part).to_bytes(8, "big") + part)
+        object.__setattr__(self, "digest", hasher.hexdigest())
+
+    def __repr__(self) -> str:
+        present = [
+            name
+            for name, part in (
+                ("chain", self.chain),
+                ("key", self.key),
+                ("trust", self.trust),
+                ("issuers", self.issuers),
+            )
+            if part is not None
+        ]
+        return f"RawMaterial(parts={present}, digest={self.digest[:12]}, chain={self.chain_name!r})"
+
+
+@runtime_checkable
+class CertificateSource(Protocol):
+    """Anything the watcher can poll for certificate material.
+
+    ``version()`` must be cheap (it runs every poll interval) and return a token that changes
+    whenever the material may have changed; equal tokens let the watcher skip the read. It may
+    return a token that changes without a content change (the watcher compares digests too).
+    ``read()`` returns the current bytes or raises a :class:`~grpcsec.errors.GrpcsecError`
+    (usually :class:`~grpcsec.errors.MaterialError`) naming what could not be read.
+    ``description`` names the source in log lines and status output.
+    """
+
+    @property
+    def description(self) -> str:
+        """A short human name: file paths, ``memory``..."""
+        ...
+
+    def version(self) -> Hashable:
+        """A cheap change token."""
+        ...
+
+    def read(self) -> RawMaterial:
+        """The material as it is now."""
+        ...
+
+
+def _stat_token(path: Path) -> tuple[object, ...]:
+    """What identifies one file's current content without reading it: the resolved path (a
+    ``..data`` swap changes it) and the followed stat (inode, size, times)."""
+    try:
+        real = os.path.realpath(path)
+        st = Path(real).stat()
+    except OSError as exc:
+        return (str(path), "error", exc.errno)
+    return (real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileSource:
+    """Material in files: a chain (leaf first), its key, and optional trust and issuer bundles.
+
+    ``trust`` is the client-CA bundle for a server (it turns on mTLS) or the server CA bundle
+    for a client. ``issuers`` is a bundle the chain must verify against (often the same file as
+    ``trust`` when one CA issues both sides, as in cert-manager's ``ca.crt``). Paths may be
+    symlinks; they are resolved at every read. ``cert`` and ``key`` must both be given or both
+    be omitted (a client with no certificate watches only its ``trust`` bundle).
+    """
+
+    cert: Path | None
+    key: Path | None
+    trust: Path | None = None
+    issuers: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ConfigurationError(
+                "a certificate source needs both the certificate and the key file, or neither"
+            )
+        if self.cert is None and self.trust is None:
+            raise ConfigurationError("a certificate source needs a certificate and key, or a CA")
+
+    @classmethod
+    def of(
+        cls,
+        cert: StrPath | None,
+        key: StrPath | None,
+        *,
+        trust: StrPath | None = None,
+        issuers: StrPath | None = None,
+    ) -> FileSource:
+        """Build from strings or paths."""
+
+        def path(value: StrPath | None) -> Path | None:
+            return None if value is None else Path(value)
+
+        return cls(cert=path(cert), key=path(key), trust=path(trust), issuers=path(issuers))
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """Every watched file, in the order they are read."""
+        return tuple(p for p in (self.cert, self.key, self.trust, self.issuers) if p is not None)
+
+    @property
+    def description(self) -> str:
+        """The watched paths, comma-separated."""
+        return ", ".join(str(p) for p in self.paths)
+
+    def version(self) -> Hashable:
+        """Resolved path and stat of every file (no content is read)."""
+        return tuple(_stat_token(p) for p in self.paths)
+
+    def read(self) -> RawMaterial:
+        """Resolve every path first, then read the real files (one ``..data`` generation)."""
+        resolved = {p: Path(os.path.realpath(p)) for p in self.paths}
+
+        def load(path: Path | None) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return read_file(resolved[path])
+            except MaterialError as exc:
+                # Name the configured path, not the timestamped directory behind it.
+                raise MaterialError(exc.message, path=path) from exc
+
+        return RawMaterial(
+            chain=load(self.cert),
+            key=load(self.key),
+            trust=load(self.trust),
+            issuers=load(self.issuers),
+            chain_name=str(self.cert),
+            key_name=str(self.key),
+            trust_name=str(self.trust),
+            issuers_name=str(self.issuers),
+        )
+
+
+class MemorySource:
+    """Material held in memory and replaced with :meth:`set`: tests, the demo, and adapters
+    for sources that push (an ACME client, the SPIFFE Workload API stream).
+
+    Every :meth:`set` bumps :meth:`version`; the watcher then reads and checks the new material
+    like any other. Thread-safe: ``set`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        chain: bytes | None = None,
+        key: bytes | None = None,
+        *,
+        trust: bytes | None = None,
+        issuers: bytes | None = None,
+        description: str = "memory",
+    ) -> None:
+        self._lock = threading.Lock()
+        self._description = description
+        self._generation = 0
+        self._raw = self._make(chain, key, trust, issuers)
+
+    def _make(
+        self, chain: bytes | None, key: bytes | None, trust: bytes | None, issuers: bytes | None
+    ) -> RawMaterial:
+        return RawMaterial(
+            chain=chain,
+            key=key,
+            trust=trust,
+            issuers=issuers,
+            chain_name=f"{self._description} certificate",
+            key_name=f"{self._description} key",
+            trust_name=f"{self._description} trust bundle",
+            issuers_name=f"{self._description} issuers",
+        )
+
+    @classmethod
+    def of(
+        cls,
+        identity: KeyPair | IssuedCertificate | None,
+        *,
+        trust: TrustBundle | CertificateAuthority | bytes | None = None,
+        issuers: TrustBundle | CertificateAuthority | bytes | None = None,
+        description: str = "memory",
+    ) -> MemorySource:
+        """Build from grpcsec values (a pair or a just-issued certificate, CAs or bundles)."""
+        chain, key = _pair_bytes(identity)
+        return cls(
+            chain,
+            key,
+            trust=_bundle_bytes(trust),
+            issuers=_bundle_bytes(issuers),
+            description=description,
+        )
+
+    @property
+    def description(self) -> str:
+        """The name given at construction."""
+        return self._description
+
+    def version(self) -> Hashable:
+        """A counter bumped by every :meth:`set`."""
+        return self._generation
+
+    def read(self) -> RawMaterial:
+        """The material last set."""
+        with self._lock:
+            return self._raw
+
+    def set(
+        self,
+        identity: KeyPair | IssuedCertificate | None = None,
+        *,
+        trust: TrustBundle | CertificateAuthority | bytes | None = None,
+        issuers: TrustBundle | CertificateAuthority | bytes | None = None,
+        keep_identity: bool = False,
+        keep_trust: bool = False,
+        keep_issuers: bool = False,
+    ) -> None:
+        """Replace the material. ``keep_*=True`` keeps that part as it is (for example, roll
+        only the client-CA bundle with ``set(keep_identity=True, trust=...)``)."""
+        with self._lock:
+            old = self._raw
+            chain, key = (old.chain, old.key) if keep_identity else _pair_bytes(identity)
+            self._raw = self._make(
+                chain,
+                key,
+                old.trust if keep_trust else _bundle_bytes(trust),
+                old.issuers if keep_issuers else _bundle_bytes(issuers),
+            )
+            self._generation += 1
+
+    def set_raw(
+        self,
+        chain: bytes | None,
+        key: bytes | None,
+        *,
+        trust: bytes | None = None,
+        issuers: bytes | None = None,
+    ) -> None:
+        """Replace the material with raw bytes, unchecked (tests feed bad material this way)."""
+        with self._lock:
+            self._raw = self._make(chain, key, trust, issuers)
+            self._generation += 1
+
+    def __repr__(self) -> str:
+        return f"MemorySource({self._description!r}, generation={self._generation})"
+
+
+def _pair_bytes(identity: KeyPair | IssuedCertificate | None) -> tuple[bytes | None, bytes | None]:
+    if identity is None:
+        return None, None
+    if isinstance(identity, KeyPair):
+        return identity.chain_pem, identity.key_pem
+    return identity.chain_pem(), identity.key_pem()
+
+
+def _bundle_bytes(value: TrustBundle | CertificateAuthority | bytes | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, TrustBundle):
+        return value.pem
+    return certificates_pem([value.root])
