@@ -25,7 +25,7 @@ NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
         (" 5M ", 300),
     ],
 )
-def test_durations_parse(text: str, seconds: int) -> None:
+def test_durations_parse(text: str, seconds: float) -> None:
     assert parse_duration(text) == dt.timedelta(seconds=seconds)
 
 

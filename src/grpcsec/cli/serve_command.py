@@ -4,6 +4,10 @@ Prints ``listening on HOST:PORT (mode)`` once the port is bound (port 0 picks a 
 each caller's identity on stderr, and stops gracefully on SIGINT or SIGTERM (in-flight calls get
 five seconds). Plaintext only with ``--insecure``.
 
+Certificate files are watched (``--reload-interval``, SIGHUP for now) and rotated without a
+restart through :class:`~grpcsec.rotation.ReloadingServerTLS`; connections are closed after
+``--max-connection-age`` so long-lived clients re-handshake with the new certificate.
+
 Exit codes: 0 after a clean shutdown, 2 for bad usage or input (unreadable or mismatched
 certificate files, an address that cannot be bound).
 """
@@ -16,36 +20,76 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from grpcsec.cli import app
 from grpcsec.cli._common import errors_to_exit, load_identity
 from grpcsec.credentials import ServerTLS
-from grpcsec.demo.service import ServeConfig, start_aio, start_sync
-from grpcsec.errors import ConfigurationError
+from grpcsec.demo.service import DEFAULT_SERVER_OPTIONS, ServeConfig, start_aio, start_sync
+from grpcsec.errors import ConfigurationError, PasswordError
+from grpcsec.material import load_key_pair
+from grpcsec.pki import parse_duration
+from grpcsec.rotation import ReloadingServerTLS
 from grpcsec.target import Target
 
 __all__ = ["serve"]
 
 _GRACE_SECONDS = 5.0
 
+log = logging.getLogger("grpcsec.serve")
+
 
 def _config(
-    listen: str, cert: Path | None, key: Path | None, client_ca: Path | None, *, insecure: bool
+    listen: str,
+    cert: Path | None,
+    key: Path | None,
+    client_ca: Path | None,
+    *,
+    insecure: bool,
+    reload_interval: float | None,
+    max_connection_age: float,
 ) -> ServeConfig:
     target = Target.parse(listen, allow_port_zero=True)
     if insecure:
         if cert or key or client_ca:
             raise ConfigurationError("--insecure serves plaintext; drop --cert/--key/--client-ca")
         return ServeConfig(listen=target, tls=None, insecure=True)
-    identity = load_identity(cert, key)
-    if identity is None:
+    identity = load_identity(cert, key)  # checks everything first, with the clearest messages
+    if identity is None or cert is None or key is None:
         raise ConfigurationError(
             "pass --cert and --key (TLS), plus --client-ca for mTLS; plaintext needs --insecure"
         )
-    return ServeConfig(listen=target, tls=ServerTLS.create(identity, client_ca=client_ca))
+    static = ServerTLS.create(identity, client_ca=client_ca)
+    options = DEFAULT_SERVER_OPTIONS
+    if max_connection_age > 0:
+        # Long-lived connections re-handshake, so rotated (or dropped) certificates take effect.
+        options += (
+            ("grpc.max_connection_age_ms", int(max_connection_age * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(_GRACE_SECONDS * 1000)),
+        )
+    if reload_interval is None or _key_is_encrypted(cert, key):
+        return ServeConfig(listen=target, tls=static, options=options)
+    reloading = ReloadingServerTLS.from_files(
+        cert, key, client_ca=client_ca, interval=reload_interval
+    )
+    log.info(
+        "watching the certificate files every %gs for rotation (SIGHUP reloads now)",
+        reload_interval,
+    )
+    return ServeConfig(listen=target, tls=reloading, options=options)
+
+
+def _key_is_encrypted(cert: Path, key: Path) -> bool:
+    """Rotation re-reads the key file unattended, so an encrypted key (password from a prompt or
+    the environment at start) is served statically; the log says so."""
+    try:
+        load_key_pair(cert, key)
+    except PasswordError:
+        log.warning("the key is encrypted: certificate files are not watched for rotation")
+        return True
+    return False
 
 
 def _announce(address: Target, mode: str) -> None:
@@ -53,19 +97,33 @@ def _announce(address: Target, mode: str) -> None:
     sys.stdout.flush()
 
 
+def _reloading(config: ServeConfig) -> ReloadingServerTLS | None:
+    return config.tls if isinstance(config.tls, ReloadingServerTLS) else None
+
+
 def _serve_sync(config: ServeConfig) -> None:
     stop = threading.Event()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    rotation = _reloading(config)
+    handlers: dict[signal.Signals, Any] = {
+        signal.SIGINT: lambda *_: stop.set(),
+        signal.SIGTERM: lambda *_: stop.set(),
+    }
+    if rotation is not None:
+        handlers[signal.SIGHUP] = lambda *_: rotation.request_reload()
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
+        if rotation is not None:
+            rotation.start()
         with errors_to_exit():
             running = start_sync(config)
         _announce(running.address, config.mode)
         while not stop.wait(0.5):
             pass
-        logging.getLogger("grpcsec.serve").info("shutting down")
+        log.info("shutting down")
         running.stop(_GRACE_SECONDS)
     finally:
+        if rotation is not None:
+            rotation.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -73,17 +131,25 @@ def _serve_sync(config: ServeConfig) -> None:
 async def _serve_aio(config: ServeConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    rotation = _reloading(config)
+    signals = [signal.SIGINT, signal.SIGTERM]
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
+    if rotation is not None:
+        loop.add_signal_handler(signal.SIGHUP, rotation.request_reload)
+        signals.append(signal.SIGHUP)
+        rotation.start()
     try:
         with errors_to_exit():
             running = await start_aio(config)
         _announce(running.address, config.mode + ", asyncio")
         await stop.wait()
-        logging.getLogger("grpcsec.serve").info("shutting down")
+        log.info("shutting down")
         await running.stop(_GRACE_SECONDS)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        if rotation is not None:
+            rotation.stop()
+        for sig in signals:
             loop.remove_signal_handler(sig)
 
 
@@ -116,13 +182,46 @@ def serve(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Serve plaintext (no TLS). Never for production.")
     ] = False,
+    reload_interval: Annotated[
+        str,
+        typer.Option(
+            "--reload-interval",
+            metavar="DURATION",
+            help="How often to check the certificate files for rotation (SIGHUP: now).",
+        ),
+    ] = "1s",
+    no_reload: Annotated[
+        bool, typer.Option("--no-reload", help="Do not watch the certificate files.")
+    ] = False,
+    max_connection_age: Annotated[
+        str,
+        typer.Option(
+            "--max-connection-age",
+            metavar="DURATION",
+            help="Close connections after this long so clients re-handshake (0: never).",
+        ),
+    ] = "1h",
 ) -> None:
-    """Serve helloworld.Greeter, grpc.health.v1.Health and reflection over TLS or mTLS."""
+    """Serve helloworld.Greeter, grpc.health.v1.Health and reflection over TLS or mTLS.
+
+    Rotated certificate files (cert-manager, SPIRE, Vault agent, grpcsec renew) are picked up
+    without a restart; invalid new files are refused and the last good ones keep serving.
+    """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     with errors_to_exit():
-        config = _config(listen, cert, key, client_ca, insecure=insecure)
+        interval = None if no_reload else parse_duration(reload_interval).total_seconds()
+        age = 0.0 if max_connection_age.strip() == "0" else parse_duration(max_connection_age)
+        config = _config(
+            listen,
+            cert,
+            key,
+            client_ca,
+            insecure=insecure,
+            reload_interval=interval,
+            max_connection_age=age if isinstance(age, float) else age.total_seconds(),
+        )
     if aio:
         asyncio.run(_serve_aio(config))
     else:

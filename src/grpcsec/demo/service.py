@@ -27,9 +27,20 @@ from grpcsec.demo.helloworld import SERVICE_NAME
 from grpcsec.errors import ConfigurationError
 from grpcsec.target import Target
 
-__all__ = ["AioRunningServer", "RunningServer", "ServeConfig", "start_aio", "start_sync"]
+__all__ = [
+    "DEFAULT_SERVER_OPTIONS",
+    "AioRunningServer",
+    "RunningServer",
+    "ServeConfig",
+    "start_aio",
+    "start_sync",
+]
 
 log = logging.getLogger("grpcsec.serve")
+
+# grpcio sets SO_REUSEPORT by default, so a second server on a busy port binds *too* and the
+# kernel splits connections between them; grpcsec refuses to share a port silently.
+DEFAULT_SERVER_OPTIONS: tuple[tuple[str, Any], ...] = (("grpc.so_reuseport", 0),)
 
 _HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
@@ -61,9 +72,7 @@ class ServeConfig:
     insecure: bool = False
     interceptors: tuple[Any, ...] = ()
     workers: int = 8
-    # grpcio sets SO_REUSEPORT by default, so a second server on a busy port binds *too* and the
-    # kernel splits connections between them; grpcsec refuses to share a port silently.
-    options: tuple[tuple[str, Any], ...] = (("grpc.so_reuseport", 0),)
+    options: tuple[tuple[str, Any], ...] = DEFAULT_SERVER_OPTIONS
 
     def __post_init__(self) -> None:
         if self.tls is None and not self.insecure:

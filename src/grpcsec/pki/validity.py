@@ -38,8 +38,16 @@ DEFAULT_LEAF_VALIDITY = dt.timedelta(days=90)
 DEFAULT_INTERMEDIATE_VALIDITY = dt.timedelta(days=5 * 365)
 DEFAULT_ROOT_VALIDITY = dt.timedelta(days=10 * 365)
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION = re.compile(r"(\d+)([smhdwy])")
+_UNITS = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "y": 365 * 86400,
+}
+_DURATION = re.compile(r"(\d+)(ms|[smhdwy])")
 
 
 def utcnow() -> dt.datetime:
@@ -48,13 +56,13 @@ def utcnow() -> dt.datetime:
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    """Parse ``90d``, ``24h``, ``15m``, ``1y``, ``30s``, or a sum such as ``1d12h``.
+    """Parse ``90d``, ``24h``, ``15m``, ``1y``, ``30s``, ``250ms``, or a sum such as ``1d12h``.
 
     Raises :class:`IssuanceError` for anything else, including zero and negative durations.
     """
     cleaned = text.strip().lower()
     pos = 0
-    seconds = 0
+    seconds: float = 0
     for match in _DURATION.finditer(cleaned):
         if match.start() != pos:
             break
@@ -62,7 +70,8 @@ def parse_duration(text: str) -> dt.timedelta:
         pos = match.end()
     if not cleaned or pos != len(cleaned):
         raise IssuanceError(
-            f"invalid duration {text!r}: use a number and a unit s, m, h, d, w or y (e.g. 90d, 24h)"
+            f"invalid duration {text!r}: use a number and a unit ms, s, m, h, d, w or y "
+            "(e.g. 90d, 24h)"
         )
     if seconds <= 0:
         raise IssuanceError(f"invalid duration {text!r}: it must be longer than zero")
