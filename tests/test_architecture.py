@@ -33,6 +33,7 @@ GRPC_FREE = [
     *modules("identity.py"),
     *modules("material.py"),
     *modules("monitor"),
+    *modules("authz"),
 ]
 
 

@@ -3,7 +3,8 @@
 The public surface is re-exported here; ``__all__`` is pinned by ``tests/test_public_api.py``.
 """
 
-from grpcsec.credentials import ChannelTLS, ServerTLS, channel_credentials, server_credentials
+from typing import TYPE_CHECKING
+
 from grpcsec.errors import (
     ConfigurationError,
     GrpcsecError,
@@ -14,8 +15,6 @@ from grpcsec.errors import (
     VerificationError,
     VerifyReason,
 )
-from grpcsec.identity import Peer, TransportSecurity, peer
-from grpcsec.material import KeyPair, TrustBundle, load_key_pair
 from grpcsec.pki import (
     CertificateAuthority,
     CertificateInfo,
@@ -27,6 +26,43 @@ from grpcsec.pki import (
     Validity,
     verify_certificate,
 )
+
+if TYPE_CHECKING:
+    from grpcsec.credentials import (
+        ChannelTLS,
+        ServerTLS,
+        channel_credentials,
+        server_credentials,
+    )
+    from grpcsec.identity import Peer, TransportSecurity, peer
+    from grpcsec.material import KeyPair, TrustBundle, load_key_pair
+
+# Names whose modules import grpc are loaded on first use, so ``import grpcsec`` (and the pki
+# tools) do not start grpc core, and the CLI can set GRPC_VERBOSITY before it does.
+_LAZY = {
+    "ChannelTLS": "grpcsec.credentials",
+    "ServerTLS": "grpcsec.credentials",
+    "channel_credentials": "grpcsec.credentials",
+    "server_credentials": "grpcsec.credentials",
+    "Peer": "grpcsec.identity",
+    "TransportSecurity": "grpcsec.identity",
+    "peer": "grpcsec.identity",
+    "KeyPair": "grpcsec.material",
+    "TrustBundle": "grpcsec.material",
+    "load_key_pair": "grpcsec.material",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'grpcsec' has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

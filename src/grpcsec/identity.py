@@ -160,6 +160,7 @@ class Peer:
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
     fingerprint_sha256: str | None = None
+    certificate_unreadable: bool = False
     certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -175,7 +176,7 @@ class Peer:
     @property
     def principal(self) -> str | None:
         """The name to authorize and log: SPIFFE ID, else the first DNS SAN, else the CN."""
-        if not self.client_cert_presented:
+        if not self.client_cert_presented or self.certificate_unreadable:
             return None
         if self.spiffe_id:
             return self.spiffe_id
@@ -225,8 +226,12 @@ def _peer_for(key: tuple[object, ...]) -> Peer:
     address, transport_raw, level, version, server_name, pem = key
     transport = TransportSecurity.from_auth_type(_text(transport_raw))
     facts = None
+    unreadable = False
     if transport is TransportSecurity.TLS and isinstance(pem, bytes):
         facts = _certificate_facts(pem)
+        # grpcio verified this certificate, so it parses; if it ever does not, the caller is
+        # marked as presenting one nobody can read, which matches no identity (fail closed).
+        unreadable = facts is None
     info = facts.info if facts else None
     return Peer(
         address=str(address),
@@ -234,7 +239,8 @@ def _peer_for(key: tuple[object, ...]) -> Peer:
         security_level=_text(level),
         tls_version=_text(version),
         server_name=_text(server_name),
-        client_cert_presented=info is not None,
+        client_cert_presented=info is not None or unreadable,
+        certificate_unreadable=unreadable,
         common_name=info.common_name if info else None,
         subject=info.subject if info else None,
         dns_names=info.names.dns if info else (),

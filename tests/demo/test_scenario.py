@@ -51,7 +51,7 @@ def test_run_demo_never_replaces_existing_files(tmp_path: Path) -> None:
 def test_run_demo_reports_a_failure_when_the_good_call_fails(tmp_path: Path) -> None:
     """Negative control for the report: certificates dated a year ago have expired, so even
     the valid client is refused and the report does not pass."""
-    report = run_demo(tmp_path, utcnow() - dt.timedelta(days=365))
+    report = run_demo(tmp_path, utcnow() - dt.timedelta(days=365), rotation_swaps=0)
     assert not report.passed
     assert not report.rows[0].passed
     assert report.rows[0].code != "OK"
@@ -63,6 +63,10 @@ def test_cli_demo_json_exits_zero() -> None:
     data = json.loads(result.stdout)
     assert data["passed"] is True
     assert [row["passed"] for row in data["rows"]] == [True, True, True]
+    rotation = data["rotation"]
+    assert rotation["failed"] == 0
+    assert rotation["calls"] > 0
+    assert len(set(rotation["serials_served"])) == rotation["swaps"] + 1
 
 
 def test_cli_demo_table_and_keep(tmp_path: Path) -> None:

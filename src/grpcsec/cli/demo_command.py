@@ -15,6 +15,7 @@ from rich.table import Table
 
 from grpcsec.cli import app
 from grpcsec.cli._common import EXIT_FAILED, EXIT_OK, console, print_json, run
+from grpcsec.demo.rotation_act import RotationReport
 from grpcsec.demo.scenario import DemoReport, run_demo
 from grpcsec.pki import utcnow
 
@@ -35,6 +36,24 @@ def _table(report: DemoReport) -> Table:
             result,
             "[green]yes[/]" if row.passed else "[bold red]NO[/]",
         )
+    return table
+
+
+def _rotation_table(rotation: RotationReport) -> Table:
+    table = Table(
+        title=f"certificate rotation: {rotation.swaps} swaps while calls flow",
+        title_justify="left",
+    )
+    table.add_column("calls made", justify="right")
+    table.add_column("calls failed", justify="right")
+    table.add_column("serials served (new connections)", overflow="fold")
+    table.add_column("ok", justify="center")
+    table.add_row(
+        str(rotation.calls),
+        str(rotation.failed),
+        " -> ".join(serial[:8] for serial in rotation.serials),
+        "[green]yes[/]" if rotation.passed else "[bold red]NO[/]",
+    )
     return table
 
 
@@ -64,6 +83,8 @@ def demo(
         print_json(report.to_json())
     else:
         console.print(_table(report))
+        if report.rotation is not None:
+            console.print(_rotation_table(report.rotation))
         if keep is not None:
             console.print(f"files kept in {report.workdir}", markup=False)
         verdict = "all scenarios behaved as expected" if report.passed else "a scenario FAILED"

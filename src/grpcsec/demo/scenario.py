@@ -28,6 +28,7 @@ import grpc
 
 from grpcsec.credentials import channel_credentials, server_credentials
 from grpcsec.demo.greeter import add_greeter, say_hello
+from grpcsec.demo.rotation_act import RotationReport, run_rotation_act
 from grpcsec.errors import MaterialError
 from grpcsec.material import KeyPair, TrustBundle
 from grpcsec.pki import (
@@ -80,11 +81,13 @@ class DemoReport:
     address: str
     workdir: Path
     files: tuple[Path, ...]
+    rotation: RotationReport | None = None
 
     @property
     def passed(self) -> bool:
-        """Whether every row behaved as expected."""
-        return bool(self.rows) and all(row.passed for row in self.rows)
+        """Whether every row behaved as expected (and the rotation act, when it ran)."""
+        rows_ok = bool(self.rows) and all(row.passed for row in self.rows)
+        return rows_ok and (self.rotation is None or self.rotation.passed)
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -94,11 +97,13 @@ class DemoReport:
             "workdir": str(self.workdir),
             "files": [str(f) for f in self.files],
             "rows": [row.to_json() for row in self.rows],
+            "rotation": self.rotation.to_json() if self.rotation else None,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class _Material:
+    ca: CertificateAuthority
     ca_file: Path
     server: KeyPair
     client: KeyPair
@@ -150,6 +155,7 @@ def _issue(workdir: Path, now: dt.datetime) -> _Material:
         return KeyPair.from_files(workdir / f"{stem}.crt", workdir / f"{stem}.key")
 
     return _Material(
+        ca=ca,
         ca_file=workdir / "ca.crt",
         server=pair("server"),
         client=pair("client"),
@@ -175,8 +181,11 @@ def _call(target: str, credentials: grpc.ChannelCredentials, timeout: float) -> 
     return grpc.StatusCode.OK.name, reply
 
 
-def run_demo(workdir: Path, now: dt.datetime, *, timeout: float = 5.0) -> DemoReport:
-    """Run the three calls against a fresh mTLS Greeter and report each (see the module doc)."""
+def run_demo(
+    workdir: Path, now: dt.datetime, *, timeout: float = 5.0, rotation_swaps: int = 5
+) -> DemoReport:
+    """Run the three calls against a fresh mTLS Greeter and report each (see the module doc),
+    then the rotation act (``rotation_swaps`` certificate swaps under load; 0 skips it)."""
     workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     material = _issue(workdir, now)
     trust = TrustBundle.from_file(material.ca_file)
@@ -224,4 +233,15 @@ def run_demo(workdir: Path, now: dt.datetime, *, timeout: float = 5.0) -> DemoRe
     finally:
         server.stop(grace=None).wait(timeout=10)
         executor.shutdown(wait=True, cancel_futures=True)
-    return DemoReport(rows=tuple(rows), address=target, workdir=workdir, files=material.files)
+    rotation = None
+    if rotation_swaps:
+        rotation = run_rotation_act(
+            workdir, material.ca, material.client, now, swaps=rotation_swaps
+        )
+    return DemoReport(
+        rows=tuple(rows),
+        address=target,
+        workdir=workdir,
+        files=material.files,
+        rotation=rotation,
+    )
