@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grpcsec.doctor import CallContext, explain_failure
+from grpcsec.doctor import DIAGNOSES, CallContext, explain_failure
 
 NEW = "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:5: "
 TLS = "Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL routines:"
@@ -103,3 +103,58 @@ def test_status_codes_without_tls_texts(code: str, diagnosis: str) -> None:
     explanation = explain_failure(code, "something")
     assert explanation.diagnosis == diagnosis
     assert explanation.fix
+
+
+NEW_SECURITY_LEVEL = (
+    "Established channel does not have a sufficient security level to transfer call credential."
+)
+ALERT = "Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:10000410:SSL routines:"
+
+
+@pytest.mark.parametrize(
+    ("details", "context", "diagnosis"),
+    [
+        # §5.2 row 12: the alert after the client verified the server is about its certificate
+        (
+            NEW + ALERT + "OPENSSL_internal:SSLV3_ALERT_HANDSHAKE_FAILURE: OK",
+            None,
+            "client_cert_required",
+        ),
+        (
+            NEW + ALERT + "OPENSSL_internal:SSLV3_ALERT_HANDSHAKE_FAILURE: OK",
+            CallContext(client_cert_sent=True),
+            "client_cert_rejected",
+        ),
+        # §5.2 row 16: before verification, it is the cipher suites
+        (
+            NEW + ALERT + "OPENSSL_internal:SSLV3_ALERT_HANDSHAKE_FAILURE: Invalid certificate "
+            "verification context: OK",
+            None,
+            "tls_handshake_failed",
+        ),
+        (NEW + ALERT + "SSLV3_ALERT_CERTIFICATE_EXPIRED: OK", None, "client_cert_expired"),
+        (NEW + ALERT + "SSLV3_ALERT_BAD_CERTIFICATE: OK", None, "client_cert_rejected"),
+        (
+            NEW_SECURITY_LEVEL,
+            CallContext(tls=False),
+            "call_credentials_need_tls",
+        ),
+    ],
+)
+def test_alerts_about_the_client_side(
+    details: str, context: CallContext | None, diagnosis: str
+) -> None:
+    assert explain_failure("UNAVAILABLE", details, context).diagnosis == diagnosis
+
+
+def test_every_explanation_uses_a_documented_code() -> None:
+    texts = [
+        NEW + "Connection refused",
+        NEW + TLS + "CERTIFICATE_VERIFY_FAILED: x",
+        "Socket closed",
+        NEW + ALERT + "SSLV3_ALERT_HANDSHAKE_FAILURE: OK",
+        "anything",
+    ]
+    for code in ("UNAVAILABLE", "UNAUTHENTICATED", "PERMISSION_DENIED", "UNIMPLEMENTED"):
+        for details in texts:
+            assert explain_failure(code, details).diagnosis in DIAGNOSES

@@ -66,6 +66,50 @@ def _tls_verify_reason(details: str) -> Explanation | None:
     )
 
 
+def _handshake_alert(details: str, ctx: CallContext) -> Explanation | None:
+    """Alerts a server sends about the *client's* side of the handshake (§5.2 rows 12, 16).
+
+    ``SSLV3_ALERT_HANDSHAKE_FAILURE`` is both "no client certificate" (TLS 1.2) and "no shared
+    cipher": grpcio >= 1.78 follows the reason with ``Invalid certificate verification
+    context`` when the alert came before it verified the server, which is the cipher case.
+    """
+    if "NO_SHARED_CIPHER" in details or (
+        "SSLV3_ALERT_HANDSHAKE_FAILURE" in details
+        and "Invalid certificate verification context" in details
+    ):
+        return Explanation(
+            diagnosis="tls_handshake_failed",
+            meaning="client and server share no TLS cipher suite (a legacy peer, or "
+            "GRPC_SSL_CIPHER_SUITES set on one side)",
+            fix="align the cipher suites, or use TLS 1.3 on both sides; grpcsec doctor TARGET "
+            "shows what the server accepts",
+        )
+    if "SSLV3_ALERT_HANDSHAKE_FAILURE" in details:
+        return _closed_in_handshake(CallContext(tls=True, client_cert_sent=ctx.client_cert_sent))
+    if "SSLV3_ALERT_CERTIFICATE_EXPIRED" in details:
+        return Explanation(
+            diagnosis="client_cert_expired",
+            meaning="the server says the client certificate has expired",
+            fix="renew the client certificate (grpcsec issue client ...), or check the "
+            "server's clock",
+        )
+    rejected = (
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    )
+    if any(alert in details for alert in rejected):
+        return Explanation(
+            diagnosis="client_cert_rejected",
+            meaning="the server refused the client certificate (missing, expired, revoked, "
+            "from a CA it does not trust, or without clientAuth usage)",
+            fix="check the client certificate with grpcsec verify CERT --ca SERVER_CLIENT_CA "
+            "--role client; grpcsec doctor TARGET --cert CERT --key KEY says which",
+        )
+    return None
+
+
 _PLAIN_RULES: tuple[tuple[tuple[str, ...], Explanation], ...] = (
     (
         ("Connection refused",),
@@ -127,6 +171,15 @@ _PLAIN_RULES: tuple[tuple[tuple[str, ...], Explanation], ...] = (
             meaning="the client's key or CA bundle could not be loaded by grpcio (a key that "
             "does not match its certificate, or an unparseable bundle)",
             fix="check the pair with grpcsec verify CERT --key KEY --ca CA",
+        ),
+    ),
+    (
+        ("Established channel does not have a sufficient security level",),
+        Explanation(
+            diagnosis="call_credentials_need_tls",
+            meaning="call credentials (a token) were attached to a plaintext channel; grpcio "
+            "refuses to send them and nothing reached the server",
+            fix="use TLS (--ca FILE instead of --insecure), or local credentials on loopback",
         ),
     ),
     (
@@ -207,6 +260,9 @@ def explain_failure(code: str, details: str, context: CallContext | None = None)
     verify = _tls_verify_reason(details)
     if verify is not None:
         return verify
+    alert = _handshake_alert(details, ctx)
+    if alert is not None:
+        return alert
     for needles, explanation in _PLAIN_RULES:
         if any(needle in details for needle in needles):
             return explanation
