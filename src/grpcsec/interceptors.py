@@ -1,0 +1,477 @@
+"""The one place that wraps grpcio's four handler shapes, for ``grpc.server`` and ``grpc.aio``.
+
+A :class:`Guard` runs an ordered list of checks (:class:`~grpcsec.authn.call.Check`: client
+certificate requirements, bearer tokens, authorization policies) for every RPC and maps their
+errors to status codes:
+
+* :class:`~grpcsec.errors.AuthenticationError` → ``UNAUTHENTICATED``, details
+  :data:`UNAUTHENTICATED_DETAILS`;
+* :class:`~grpcsec.errors.AuthorizationError` → ``PERMISSION_DENIED``, details
+  :data:`PERMISSION_DENIED_DETAILS`;
+* anything else → ``INTERNAL``, details :data:`INTERNAL_DETAILS`.
+
+The peer only ever gets the generic text; the reason and message go to the ``grpcsec.authn``
+logger and to :class:`AuthStats`. How it is wired into grpcio (grpcio-security.md §3):
+
+* ``intercept_service`` only asks for the handler and wraps it: on a sync server it runs on the
+  single dispatch thread, where any work would serialize every RPC. The checks run inside the
+  wrapped behaviour: on a handler thread (sync), on the event loop (aio, async handlers; a
+  check that may block offers ``check_async``), or on the executor thread for a sync handler
+  on an aio server.
+* Streaming calls are checked once, before the handler starts: the wrapper runs the checks
+  and only then calls (or starts iterating) the real behaviour, whose request iterator is
+  untouched.
+* On ``grpc.aio`` the wrapper has the same kind as the behaviour (coroutine function, async
+  generator function, plain function, generator function), because grpcio picks its calling
+  convention by inspecting it; a denial is ``await context.abort(...)``, never an exception
+  escaping the interceptor (which would leak its text to the peer).
+
+The handler receives a thin proxy of its ``context`` carrying the checks' result:
+:func:`call_info` (method, metadata, :class:`~grpcsec.identity.Peer`, token ``claims``) and
+:func:`claims`. Everything else on the context is the real object's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeAlias
+
+import grpc
+
+from grpcsec.authn.call import AsyncCheck, CallInfo, Check, reason_of
+from grpcsec.errors import AuthenticationError, AuthorizationError
+from grpcsec.identity import Peer, peer
+
+__all__ = [
+    "INTERNAL_DETAILS",
+    "PERMISSION_DENIED_DETAILS",
+    "UNAUTHENTICATED_DETAILS",
+    "AioGuardInterceptor",
+    "AuthStats",
+    "CallInfo",
+    "Check",
+    "Guard",
+    "GuardInterceptor",
+    "call_info",
+    "claims",
+]
+
+log = logging.getLogger("grpcsec.authn")
+
+Grpc: TypeAlias = Any
+"""A grpcio object (context, call details, continuation, message): grpcio ships no types."""
+
+UNAUTHENTICATED_DETAILS = "authentication failed"
+PERMISSION_DENIED_DETAILS = "permission denied"
+INTERNAL_DETAILS = "internal error"
+
+_PEER_HAS_CLAIMS = any(f.name == "claims" for f in dataclasses.fields(Peer))
+
+
+class AuthStats:
+    """Counters of one :class:`Guard`, safe across threads: allowed calls, and failures by
+    status and reason (``unauthenticated["expired"]``). :meth:`snapshot` is JSON-ready."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.allowed = 0
+        self.unauthenticated: Counter[str] = Counter()
+        self.permission_denied: Counter[str] = Counter()
+        self.internal = 0
+
+    def record_allowed(self) -> None:
+        """One call passed every check."""
+        with self._lock:
+            self.allowed += 1
+
+    def record_failure(self, code: grpc.StatusCode, reason: str) -> None:
+        """One call was refused with ``code`` for ``reason``."""
+        with self._lock:
+            if code is grpc.StatusCode.UNAUTHENTICATED:
+                self.unauthenticated[reason] += 1
+            elif code is grpc.StatusCode.PERMISSION_DENIED:
+                self.permission_denied[reason] += 1
+            else:
+                self.internal += 1
+
+    @property
+    def failures(self) -> int:
+        """Every refused call."""
+        with self._lock:
+            return (
+                sum(self.unauthenticated.values())
+                + sum(self.permission_denied.values())
+                + self.internal
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"allowed": n, "unauthenticated": {reason: n}, "permission_denied": {...},
+        "internal": n}``."""
+        with self._lock:
+            return {
+                "allowed": self.allowed,
+                "unauthenticated": dict(self.unauthenticated),
+                "permission_denied": dict(self.permission_denied),
+                "internal": self.internal,
+            }
+
+
+class _Context:
+    """The handler's view of its ``ServicerContext``: the real one, plus the checks' result.
+
+    Attribute access falls through to the real context, so ``abort``, ``set_code``,
+    ``invocation_metadata``, aio ``read``/``write`` and the rest behave exactly as without
+    grpcsec. ``grpcsec_call`` is the :class:`CallInfo` the checks produced and ``grpcsec_peer``
+    the :class:`Peer` (with the token claims once :class:`Peer` has a ``claims`` field).
+    """
+
+    __slots__ = ("_grpcsec_context", "grpcsec_call")
+
+    def __init__(self, context: Grpc, call: CallInfo) -> None:
+        self._grpcsec_context = context
+        self.grpcsec_call = call
+
+    def __getattr__(self, name: str) -> Grpc:
+        return getattr(self._grpcsec_context, name)
+
+    @property
+    def grpcsec_peer(self) -> Peer:
+        """The caller, as the checks saw it."""
+        call = self.grpcsec_call
+        if call.claims is None or not _PEER_HAS_CLAIMS:
+            return call.peer
+        return dataclasses.replace(call.peer, claims=call.claims)  # type: ignore[call-arg, unused-ignore]
+
+    def auth_context(self) -> Mapping[str, Sequence[bytes]]:
+        """The real context's auth context."""
+        result: Mapping[str, Sequence[bytes]] = self._grpcsec_context.auth_context()
+        return result
+
+    def peer(self) -> str:
+        """The real context's peer address."""
+        return str(self._grpcsec_context.peer())
+
+    def __repr__(self) -> str:
+        return f"<grpcsec context for {self.grpcsec_call.method}>"
+
+
+def call_info(context: object) -> CallInfo | None:
+    """The :class:`CallInfo` the guard's checks produced for this call, from the handler's
+    ``context`` (``None`` when no guard with checks wrapped the handler)."""
+    return context.grpcsec_call if isinstance(context, _Context) else None
+
+
+def claims(context: object) -> Mapping[str, Any] | None:
+    """The verified bearer token's claims for this call (``None`` without a token check)."""
+    call = call_info(context)
+    return call.claims if call is not None else None
+
+
+_Failure = tuple[grpc.StatusCode, str, str]
+
+
+class _PeerSource:
+    """Builds the call's :class:`Peer` on first use, only while the call runs.
+
+    grpcio's contexts must not be asked for their auth context once the RPC is over (a finished
+    ``grpc.aio`` call crashes the process), so the source lets go of the context when the call
+    terminates; a :class:`CallInfo` kept past its call then raises instead of crashing.
+    """
+
+    __slots__ = ("_context", "_peer")
+
+    def __init__(self, context: Grpc) -> None:
+        self._context = context
+        self._peer: Peer | None = None
+
+    def __call__(self) -> Peer:
+        found = self._peer
+        if found is None:
+            context = self._context
+            if context is None:
+                raise RuntimeError(
+                    "the peer of a finished call was never read; read call.peer during the call"
+                )
+            found = self._peer = peer(context)
+        return found
+
+    @property
+    def built(self) -> bool:
+        return self._peer is not None
+
+    def release(self, *_unused: object) -> None:
+        """Forget the context (grpcio calls this on termination, with or without arguments)."""
+        self._context = None
+
+
+class Guard:
+    """The interceptor core: ``checks`` run in order for every RPC; the first failure wins.
+
+    Build the grpcio interceptor with :meth:`server_interceptor` (``grpc.server``) or
+    :meth:`aio_server_interceptor` (``grpc.aio.server``); one guard may serve both. With no
+    checks every call passes (the handler gets its context unchanged): useful as a baseline.
+    """
+
+    def __init__(self, *checks: Check, stats: AuthStats | None = None) -> None:
+        for item in checks:
+            if not callable(getattr(item, "check", None)):
+                raise TypeError(f"{item!r} is not a check: it has no check(call) method")
+        self.checks: tuple[Check, ...] = checks
+        self._async_checks = tuple(
+            item.check_async if isinstance(item, AsyncCheck) else None for item in checks
+        )
+        self.stats = stats if stats is not None else AuthStats()
+
+    def __repr__(self) -> str:
+        return f"Guard({', '.join(repr(c) for c in self.checks)})"
+
+    def server_interceptor(self) -> GuardInterceptor:
+        """A ``grpc.ServerInterceptor`` for ``grpc.server(..., interceptors=[...])``."""
+        return GuardInterceptor(self)
+
+    def aio_server_interceptor(self) -> AioGuardInterceptor:
+        """A ``grpc.aio.ServerInterceptor`` for ``grpc.aio.server(interceptors=[...])``."""
+        return AioGuardInterceptor(self)
+
+    # -- running the checks ----------------------------------------------------------------------
+    def _run(self, call: CallInfo) -> CallInfo:
+        for item in self.checks:
+            result = item.check(call)
+            if result is not None:
+                call = result
+        return call
+
+    async def _run_async(self, call: CallInfo) -> CallInfo:
+        for item, async_check in zip(self.checks, self._async_checks, strict=True):
+            result = await async_check(call) if async_check is not None else item.check(call)
+            if result is not None:
+                call = result
+        return call
+
+    def run(self, method: str, metadata: Grpc, context: Grpc) -> CallInfo:
+        """Run every check for one call (synchronously); raises what a check raises. The
+        result's ``peer`` can be read while ``context``'s call is running."""
+        source = _PeerSource(context)
+        return self._run(CallInfo(method=method, metadata=metadata or (), peer_source=source))
+
+    @staticmethod
+    def _keep_peer_for_the_call(source: _PeerSource, context: Grpc, *, aio: bool) -> None:
+        """grpc.aio: let the peer source go when the call ends. (A sync server's context stays
+        valid as long as something holds it, so nothing needs doing there.)"""
+        if not aio or source.built:
+            return
+        if hasattr(context, "add_done_callback"):
+            context.add_done_callback(source.release)
+        else:  # a sync handler on grpc.aio: not every shape runs its callbacks; build it now
+            source()
+            source.release()
+
+    def _failure(self, method: str, context: Grpc, error: Exception) -> _Failure:
+        reason = reason_of(error)
+        if isinstance(error, AuthenticationError):
+            code, details = grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS
+        elif isinstance(error, AuthorizationError):
+            code, details = grpc.StatusCode.PERMISSION_DENIED, PERMISSION_DENIED_DETAILS
+        else:
+            code, details = grpc.StatusCode.INTERNAL, INTERNAL_DETAILS
+        self.stats.record_failure(code, reason)
+        try:
+            who = context.peer()
+        except Exception:  # noqa: BLE001 (only for the log line)
+            who = "unknown peer"
+        if code is grpc.StatusCode.INTERNAL:
+            log.error(
+                "%s %s from %s: check failed with %s",
+                code.name,
+                method,
+                who,
+                type(error).__name__,
+                exc_info=error,
+            )
+        else:
+            log.info("%s %s from %s: %s (reason=%s)", code.name, method, who, error, reason)
+        return code, details, reason
+
+    def admit(
+        self, method: str, metadata: Grpc, context: Grpc, *, aio: bool = False
+    ) -> CallInfo | None:
+        """Sync: the checked call, or abort ``context`` (which raises). ``aio`` is set for a
+        sync handler on a grpc.aio server."""
+        source = _PeerSource(context)
+        try:
+            call = self._run(CallInfo(method=method, metadata=metadata or (), peer_source=source))
+        except Exception as error:  # noqa: BLE001 (every failure becomes a status)
+            source.release()
+            failure = self._failure(method, context, error)
+        else:
+            self.stats.record_allowed()
+            self._keep_peer_for_the_call(source, context, aio=aio)
+            return call
+        context.abort(failure[0], failure[1])
+        return None  # not reached: abort raises
+
+    async def admit_async(self, method: str, metadata: Grpc, context: Grpc) -> CallInfo | None:
+        """aio: the checked call, or ``await context.abort(...)`` (which raises)."""
+        source = _PeerSource(context)
+        try:
+            call = await self._run_async(
+                CallInfo(method=method, metadata=metadata or (), peer_source=source)
+            )
+        except Exception as error:  # noqa: BLE001 (every failure becomes a status)
+            source.release()
+            failure = self._failure(method, context, error)
+        else:
+            self.stats.record_allowed()
+            self._keep_peer_for_the_call(source, context, aio=True)
+            return call
+        await context.abort(failure[0], failure[1])
+        return None  # not reached: abort raises
+
+    # -- wrapping behaviours ---------------------------------------------------------------------
+    def _wrap_sync(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
+        """For ``grpc.server``: every shape is "call, then return the response or iterator".
+        The wrapper serves every call of ``method``; it reads the metadata from the context."""
+        guard = self
+        if not guard.checks:
+
+            def passthrough(request: Grpc, context: Grpc, *rest: Grpc) -> Grpc:
+                guard.stats.record_allowed()
+                return behaviour(request, context, *rest)
+
+            return passthrough
+
+        def checked(request: Grpc, context: Grpc, *rest: Grpc) -> Grpc:
+            call = guard.admit(method, context.invocation_metadata(), context)
+            return behaviour(request, _Context(context, call) if call else context, *rest)
+
+        return checked
+
+    def _wrap_aio(
+        self,
+        behaviour: Callable[..., Any],
+        method: str,
+        metadata: Grpc,
+        *,
+        response_streaming: bool,
+    ) -> Callable[..., Any]:
+        """For ``grpc.aio.server``: a wrapper of the same kind as ``behaviour``."""
+        guard = self
+        has_checks = bool(guard.checks)
+
+        def wrap(context: Grpc, call: CallInfo | None) -> Grpc:
+            return _Context(context, call) if call is not None and has_checks else context
+
+        async def admit(context: Grpc) -> CallInfo | None:
+            if not has_checks:
+                guard.stats.record_allowed()
+                return None
+            return await guard.admit_async(method, metadata, context)
+
+        def admit_sync(context: Grpc) -> CallInfo | None:
+            if not has_checks:
+                guard.stats.record_allowed()
+                return None
+            return guard.admit(method, metadata, context, aio=True)
+
+        if inspect.isasyncgenfunction(behaviour):
+
+            async def checked_stream(request: Grpc, context: Grpc) -> AsyncIterator[Any]:
+                call = await admit(context)
+                async for response in behaviour(request, wrap(context, call)):
+                    yield response
+
+            return checked_stream
+
+        if inspect.iscoroutinefunction(behaviour):
+
+            async def checked_coroutine(request: Grpc, context: Grpc) -> Grpc:
+                call = await admit(context)
+                return await behaviour(request, wrap(context, call))
+
+            return checked_coroutine
+
+        if response_streaming:
+            # grpcio calls a sync streaming behaviour on the event loop and iterates the result
+            # on its executor; a generator defers the checks to that first iteration.
+            def checked_generator(request: Grpc, context: Grpc) -> Iterator[Any]:
+                call = admit_sync(context)
+                yield from behaviour(request, wrap(context, call))
+
+            return checked_generator
+
+        def checked_function(request: Grpc, context: Grpc) -> Grpc:
+            call = admit_sync(context)
+            return behaviour(request, wrap(context, call))
+
+        return checked_function
+
+
+def _replace(handler: Grpc, wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]]) -> Grpc:
+    streaming = bool(handler.response_streaming)
+    if handler.request_streaming:
+        if streaming:
+            return handler._replace(stream_stream=wrap(handler.stream_stream, streaming))
+        return handler._replace(stream_unary=wrap(handler.stream_unary, streaming))
+    if streaming:
+        return handler._replace(unary_stream=wrap(handler.unary_stream, streaming))
+    return handler._replace(unary_unary=wrap(handler.unary_unary, streaming))
+
+
+class GuardInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
+    """The sync interceptor: chooses the handler and wraps it, nothing else (it runs on the
+    server's dispatch thread)."""
+
+    _CACHE_SIZE = 1024
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self._wrapped: dict[str, tuple[Grpc, Grpc]] = {}
+        self._lock = threading.Lock()
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Grpc
+    ) -> Grpc:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]  # the same handler as last time: reuse its wrapper
+        guard = self.guard
+        wrapped = _replace(
+            handler, lambda behaviour, _streaming: guard._wrap_sync(behaviour, method)
+        )
+        with self._lock:
+            if len(self._wrapped) >= self._CACHE_SIZE:
+                self._wrapped.clear()
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+class AioGuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
+    """The ``grpc.aio`` interceptor: chooses the handler and wraps it; never raises."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Grpc
+    ) -> Grpc:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        guard = self.guard
+        method = handler_call_details.method
+        metadata = handler_call_details.invocation_metadata
+        return _replace(
+            handler,
+            lambda behaviour, streaming: guard._wrap_aio(
+                behaviour, method, metadata, response_streaming=streaming
+            ),
+        )
