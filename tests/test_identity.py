@@ -142,13 +142,17 @@ def test_certificate_without_tls_is_ignored(pki: Pki) -> None:
 
 
 def test_unparseable_certificate_is_not_an_identity() -> None:
+    """Fail closed: a certificate was presented but cannot be read, so it is neither an
+    identity nor "no certificate" (which A43's "" principal would match)."""
     context = {
         "transport_security_type": [b"ssl"],
         "x509_pem_cert": [b"-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n"],
     }
     seen = Peer.from_auth_context(context)
-    assert not seen.client_cert_presented
+    assert seen.client_cert_presented
+    assert seen.certificate_unreadable
     assert seen.principal is None
+    assert seen.common_name is None
 
 
 def test_parsed_certificates_are_cached_by_pem(pki: Pki) -> None:

@@ -25,7 +25,7 @@ import enum
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography import x509
 
@@ -162,6 +162,9 @@ class Peer:
     fingerprint_sha256: str | None = None
     certificate_unreadable: bool = False
     certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    claims: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The verified bearer token's claims, set by grpcsec's authentication guard (never from an
+    unverified token); ``None`` without a token check."""
 
     @classmethod
     def from_auth_context(cls, auth: AuthContext, *, address: str = "") -> Peer:
@@ -217,6 +220,7 @@ class Peer:
             "not_before": moment(self.not_before),
             "not_after": moment(self.not_after),
             "fingerprint_sha256": self.fingerprint_sha256,
+            "claims": _thaw(self.claims),
         }
 
 
@@ -256,6 +260,22 @@ def _peer_for(key: tuple[object, ...]) -> Peer:
     )
 
 
+def _thaw(value: object) -> object:
+    """Read-only mappings and tuples (as the guard stores claims) back to plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
 def peer(context: AuthContextCarrier) -> Peer:
-    """The :class:`Peer` of the current RPC, from a sync or aio ``ServicerContext``."""
+    """The :class:`Peer` of the current RPC, from a sync or aio ``ServicerContext``.
+
+    Behind grpcsec's authentication guard this is the peer the checks saw, with the verified
+    token's ``claims``; otherwise it is read from the context's auth context.
+    """
+    attached = getattr(context, "grpcsec_peer", None)
+    if isinstance(attached, Peer):
+        return attached
     return Peer.from_auth_context(context.auth_context(), address=context.peer())
