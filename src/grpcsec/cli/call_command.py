@@ -11,6 +11,7 @@ usage or input.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.markup import escape
 
+from grpcsec.authn.client import StaticToken, TokenFile, TokenSource, token_channel
 from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,
@@ -68,6 +70,16 @@ def _channel_setup(
     return tls, options + tls.channel_options()
 
 
+def _token_source(token: str | None, token_file: Path | None) -> TokenSource | None:
+    if token is not None and token_file is not None:
+        raise ConfigurationError("pass --token or --token-file, not both")
+    if token_file is not None:
+        return TokenFile(token_file)
+    if token == "-":  # noqa: S105 (the stdin marker, not a password)
+        token = sys.stdin.readline().strip()
+    return StaticToken(token) if token is not None else None
+
+
 def _health(channel: grpc.Channel, timeout: float) -> str:
     stub = health_pb2_grpc.HealthStub(channel)
     response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
@@ -100,6 +112,17 @@ def call(
         bool, typer.Option("--health", help="Call grpc.health.v1.Health/Check instead.")
     ] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 5.0,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            metavar="TOKEN",
+            help="Bearer token to send ('-' reads it from stdin, out of shell history).",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", metavar="FILE", help="Read the token here.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Call SayHello (or the health check) on TARGET and print the reply or why it failed."""
@@ -119,11 +142,15 @@ def call(
     result: dict[str, object] = {"target": str(address), "mode": mode}
     if tls is not None:
         result["roots"] = {"origin": tls.trust.origin.value, "source": tls.trust.source}
-    channel = (
-        grpc.insecure_channel(str(address), options=options)
-        if tls is None
-        else grpc.secure_channel(str(address), tls.credentials(), options=options)
-    )
+    with errors_to_exit():
+        source = _token_source(token, token_file)
+        if source is not None:
+            # refuses to send a token in plaintext (no opt-in flag on the CLI on purpose)
+            channel = token_channel(str(address), tls, source, options=options)
+        elif tls is None:
+            channel = grpc.insecure_channel(str(address), options=options)
+        else:
+            channel = grpc.secure_channel(str(address), tls.credentials(), options=options)
     try:
         if health:
             status = _health(channel, timeout)

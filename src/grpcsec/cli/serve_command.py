@@ -15,21 +15,31 @@ certificate files, an address that cannot be bound).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from prometheus_client import CollectorRegistry
 
+from grpcsec.authn.options import AuthnOptions
+from grpcsec.authz import Authorizer, Decision
+from grpcsec.authz.check import AuthorizeCheck
 from grpcsec.cli import app
 from grpcsec.cli._common import errors_to_exit, load_identity
 from grpcsec.credentials import ServerTLS
 from grpcsec.demo.service import DEFAULT_SERVER_OPTIONS, ServeConfig, start_aio, start_sync
 from grpcsec.errors import ConfigurationError, PasswordError
+from grpcsec.interceptors import Guard
 from grpcsec.material import load_key_pair
+from grpcsec.monitor.metrics import ServiceMetrics, serve_metrics
+from grpcsec.monitor.pump import MetricsPump
 from grpcsec.pki import parse_duration
 from grpcsec.rotation import ReloadingServerTLS
 from grpcsec.target import Target
@@ -81,6 +91,35 @@ def _config(
     return ServeConfig(listen=target, tls=reloading, options=options)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Access:
+    """What ``serve`` requires of callers beyond TLS, parsed from the options."""
+
+    authn: AuthnOptions
+    policy: Path | None
+    policy_reload: float
+
+
+def _guard(
+    access: _Access, config: ServeConfig, metrics: ServiceMetrics | None
+) -> tuple[Guard | None, Authorizer | None]:
+    """The checks in order: client certificate, bearer token, then the A43 policy."""
+    mutual = config.tls is not None and config.tls.mutual
+    checks: list[Any] = list(access.authn.checks(mutual=mutual))
+    authorizer = None
+    if access.policy is not None:
+        authorizer = Authorizer.from_file(access.policy, reload_interval=access.policy_reload)
+
+        def count(decision: Decision) -> None:
+            if metrics is not None:
+                metrics.authorization_decision(
+                    decision.policy_name, decision.matched_rule, decision.allowed
+                )
+
+        checks.append(AuthorizeCheck(authorizer, on_decision=count))
+    return (Guard(*checks) if checks else None), authorizer
+
+
 def _key_is_encrypted(cert: Path, key: Path) -> bool:
     """Rotation re-reads the key file unattended, so an encrypted key (password from a prompt or
     the environment at start) is served statically; the log says so."""
@@ -95,6 +134,43 @@ def _key_is_encrypted(cert: Path, key: Path) -> bool:
 def _announce(address: Target, mode: str) -> None:
     sys.stdout.write(f"listening on {address} ({mode})\n")
     sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def _extras(
+    config: ServeConfig, access: _Access, metrics_listen: str | None, *, aio: bool
+) -> Iterator[ServeConfig]:
+    """Guard, policy watcher and metrics around the server; everything stops on exit."""
+    metrics = None
+    exporter = None
+    pump = None
+    with errors_to_exit():
+        if metrics_listen is not None:
+            metrics = ServiceMetrics(CollectorRegistry())
+            exporter = serve_metrics(
+                metrics.registry, Target.parse(metrics_listen, allow_port_zero=True)
+            )
+        guard, authorizer = _guard(access, config, metrics)
+    try:
+        if guard is not None:
+            interceptor = guard.aio_server_interceptor() if aio else guard.server_interceptor()
+            config = replace(config, interceptors=(*config.interceptors, interceptor))
+        if metrics is not None and exporter is not None:
+            pump = MetricsPump(
+                metrics, rotation=_reloading(config), stats=guard.stats if guard else None
+            )
+            if isinstance(config.tls, ServerTLS):
+                metrics.observe_serving_certificate(config.tls.identity.leaf)
+            pump.start()
+            log.info("metrics on http://%s/metrics", exporter.address)
+        yield config
+    finally:
+        if pump is not None:
+            pump.stop()
+        if exporter is not None:
+            exporter.stop()
+        if authorizer is not None:
+            authorizer.close()
 
 
 def _reloading(config: ServeConfig) -> ReloadingServerTLS | None:
@@ -201,6 +277,46 @@ def serve(
             help="Close connections after this long so clients re-handshake (0: never).",
         ),
     ] = "1h",
+    jwks: Annotated[
+        str | None,
+        typer.Option(
+            "--jwks", metavar="FILE|URL", help="Require a bearer token signed by these keys."
+        ),
+    ] = None,
+    jwks_ca: Annotated[
+        Path | None, typer.Option("--jwks-ca", metavar="FILE", help="CA bundle for a JWKS URL.")
+    ] = None,
+    issuer: Annotated[
+        list[str] | None, typer.Option("--issuer", help="Accepted token issuer (repeatable).")
+    ] = None,
+    audience: Annotated[
+        list[str] | None, typer.Option("--audience", help="Accepted token audience (repeatable).")
+    ] = None,
+    require_scope: Annotated[
+        list[str] | None, typer.Option("--require-scope", help="Scope every token must carry.")
+    ] = None,
+    allow_spiffe_id: Annotated[
+        list[str] | None, typer.Option("--allow-spiffe-id", help="Allow this client SPIFFE ID.")
+    ] = None,
+    allow_trust_domain: Annotated[
+        list[str] | None,
+        typer.Option("--allow-trust-domain", help="Allow clients of this SPIFFE trust domain."),
+    ] = None,
+    allow_cn: Annotated[
+        list[str] | None, typer.Option("--allow-cn", help="Allow clients with this subject CN.")
+    ] = None,
+    allow_any_client: Annotated[
+        bool,
+        typer.Option("--allow-any-client", help="Allow every client the client CA verified."),
+    ] = False,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", metavar="FILE", help="Enforce this gRPC A43 policy (reloaded)."),
+    ] = None,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option("--metrics", metavar="HOST:PORT", help="Serve Prometheus metrics here."),
+    ] = None,
 ) -> None:
     """Serve helloworld.Greeter, grpc.health.v1.Health and reflection over TLS or mTLS.
 
@@ -222,7 +338,23 @@ def serve(
             reload_interval=interval,
             max_connection_age=age if isinstance(age, float) else age.total_seconds(),
         )
-    if aio:
-        asyncio.run(_serve_aio(config))
-    else:
-        _serve_sync(config)
+        access = _Access(
+            authn=AuthnOptions(
+                jwks=jwks,
+                jwks_ca=jwks_ca,
+                issuers=tuple(issuer or ()),
+                audiences=tuple(audience or ()),
+                required_scopes=tuple(require_scope or ()),
+                allow_spiffe_ids=tuple(allow_spiffe_id or ()),
+                allow_trust_domains=tuple(allow_trust_domain or ()),
+                allow_common_names=tuple(allow_cn or ()),
+                allow_any_client=allow_any_client,
+            ),
+            policy=policy,
+            policy_reload=interval or 1.0,
+        )
+    with _extras(config, access, metrics_listen, aio=aio) as secured:
+        if aio:
+            asyncio.run(_serve_aio(secured))
+        else:
+            _serve_sync(secured)

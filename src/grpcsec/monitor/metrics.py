@@ -154,18 +154,21 @@ class ServiceMetrics:
         self._reload_successes.inc()
         self._last_success.set(now.timestamp())
 
-    def reload_failed(self, reason: str | enum.Enum) -> None:
-        """A reload was refused for ``reason`` (a short code, e.g. ``key_mismatch``)."""
-        self._reload_failures.labels(_code(reason)).inc()
+    def reload_failed(self, reason: str | enum.Enum, count: int = 1) -> None:
+        """``count`` reloads refused for ``reason`` (a short code, e.g. ``key_mismatch``)."""
+        if count > 0:
+            self._reload_failures.labels(_code(reason)).inc(count)
 
-    def tls_connection(self) -> None:
-        """One new TLS connection (cheap: one locked add; called on grpcio's fetcher thread)."""
-        self._connections.inc()
+    def tls_connection(self, count: int = 1) -> None:
+        """``count`` new TLS connections (cheap: one locked add; fetcher thread safe)."""
+        if count > 0:
+            self._connections.inc(count)
 
     # -- authentication and authorization ------------------------------------------------------
-    def authentication_failed(self, reason: str | enum.Enum) -> None:
-        """A call refused by authentication, for ``reason`` (e.g. ``missing_token``)."""
-        self._authentication_failures.labels(_code(reason)).inc()
+    def authentication_failed(self, reason: str | enum.Enum, count: int = 1) -> None:
+        """``count`` calls refused by authentication, for ``reason`` (e.g. ``missing_token``)."""
+        if count > 0:
+            self._authentication_failures.labels(_code(reason)).inc(count)
 
     def authorization_decision(
         self, policy: str, rule: str | None, decision: str | enum.Enum | bool

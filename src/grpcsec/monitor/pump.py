@@ -1,0 +1,109 @@
+"""Carry the counters rotation and authentication keep into :class:`ServiceMetrics`. No grpc.
+
+Rotation (:class:`~grpcsec.rotation.ReloadingServerTLS`) and the guard
+(:class:`~grpcsec.interceptors.AuthStats`) count what happens as plain attributes, off the hot
+path; :meth:`MetricsPump.pump` reads them and adds the differences since the last pump to the
+Prometheus families: reloads (failures by kind), new TLS connections (fetcher calls), the
+certificate in service, and authentication failures by reason. A background thread pumps every
+``interval`` seconds, and once more when it stops, so a scrape is at most that far behind.
+
+Sources are duck-typed (``status()`` / ``snapshot()``) to keep this module free of grpc.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+from typing import Any, Protocol
+
+from grpcsec.monitor.metrics import ServiceMetrics
+from grpcsec.pki.validity import utcnow
+
+__all__ = ["MetricsPump"]
+
+
+class _RotationSource(Protocol):
+    def status(self) -> Any: ...  # noqa: ANN401 (RotationStatus; rotation imports grpc)
+
+    @property
+    def material(self) -> Any: ...  # noqa: ANN401 (KeyPair of the certificate in service)
+
+
+class _StatsSource(Protocol):
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+class MetricsPump:
+    """Adds what changed in ``rotation`` and ``stats`` to ``metrics`` (see the module doc)."""
+
+    def __init__(
+        self,
+        metrics: ServiceMetrics,
+        *,
+        rotation: _RotationSource | None = None,
+        stats: _StatsSource | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self._metrics = metrics
+        self._rotation = rotation
+        self._stats = stats
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._generation: int | None = None
+        self._successes = 0
+        self._failures = 0
+        self._handshakes = 0
+        self._refused: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def pump(self, now: dt.datetime) -> None:
+        """Add the differences since the last call (thread safe)."""
+        with self._lock:
+            if self._rotation is not None:
+                self._pump_rotation(self._rotation, now)
+            if self._stats is not None:
+                self._pump_stats(self._stats)
+
+    def _pump_rotation(self, rotation: _RotationSource, now: dt.datetime) -> None:
+        status = rotation.status()
+        if status.generation != self._generation:
+            self._generation = status.generation
+            self._metrics.observe_serving_certificate(rotation.material.leaf)
+        if status.reload_successes > self._successes:
+            for _ in range(status.reload_successes - self._successes):
+                self._metrics.reload_succeeded(status.last_success_time or now)
+            self._successes = status.reload_successes
+        if status.reload_failures > self._failures:
+            kind = status.last_failure.kind if status.last_failure else "other"
+            self._metrics.reload_failed(kind, status.reload_failures - self._failures)
+            self._failures = status.reload_failures
+        handshakes = status.handshakes or 0
+        self._metrics.tls_connection(handshakes - self._handshakes)
+        self._handshakes = max(self._handshakes, handshakes)
+
+    def _pump_stats(self, stats: _StatsSource) -> None:
+        refused = Counter(stats.snapshot().get("unauthenticated", {}))
+        for reason, count in refused.items():
+            self._metrics.authentication_failed(reason, count - self._refused[reason])
+        self._refused = refused
+
+    def start(self) -> None:
+        """Pump every ``interval`` seconds on a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="grpcsec-metrics", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.pump(utcnow())
+
+    def stop(self) -> None:
+        """Stop the thread after one last pump."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._interval + 5)
+            self._thread = None
+        self.pump(utcnow())
