@@ -51,7 +51,9 @@ def test_run_demo_never_replaces_existing_files(tmp_path: Path) -> None:
 def test_run_demo_reports_a_failure_when_the_good_call_fails(tmp_path: Path) -> None:
     """Negative control for the report: certificates dated a year ago have expired, so even
     the valid client is refused and the report does not pass."""
-    report = run_demo(tmp_path, utcnow() - dt.timedelta(days=365), rotation_swaps=0)
+    report = run_demo(
+        tmp_path, utcnow() - dt.timedelta(days=365), rotation_swaps=0, later_acts=False
+    )
     assert not report.passed
     assert not report.rows[0].passed
     assert report.rows[0].code != "OK"
@@ -67,6 +69,19 @@ def test_cli_demo_json_exits_zero() -> None:
     assert rotation["failed"] == 0
     assert rotation["calls"] > 0
     assert len(set(rotation["serials_served"])) == rotation["swaps"] + 1
+    access = data["access"]
+    assert [row["code"] for row in access] == [
+        "OK",
+        "UNAUTHENTICATED",
+        "UNAUTHENTICATED",
+        "UNAUTHENTICATED",
+        "OK",
+        "PERMISSION_DENIED",
+        "OK",  # after the policy file was edited
+        "PERMISSION_DENIED",
+    ]
+    assert all(row["passed"] for row in access)
+    assert data["check"]["exit_code"] == 0
 
 
 def test_cli_demo_table_and_keep(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from rich.table import Table
 
 from grpcsec.cli import app
 from grpcsec.cli._common import EXIT_FAILED, EXIT_OK, console, print_json, run
+from grpcsec.cli.monitor_commands import check_summary, render_check_table
 from grpcsec.demo.rotation_act import RotationReport
+from grpcsec.demo.rows import DemoRow
 from grpcsec.demo.scenario import DemoReport, run_demo
 from grpcsec.pki import utcnow
 
@@ -23,12 +25,16 @@ __all__ = ["demo"]
 
 
 def _table(report: DemoReport) -> Table:
-    table = Table(title=f"mTLS Greeter on {report.address}", title_justify="left")
+    return _rows_table(f"mTLS Greeter on {report.address}", report.rows)
+
+
+def _rows_table(title: str, rows: tuple[DemoRow, ...]) -> Table:
+    table = Table(title=title, title_justify="left")
     table.add_column("scenario", overflow="fold")
     table.add_column("expected", overflow="fold")
     table.add_column("result", overflow="fold")
     table.add_column("ok", justify="center")
-    for row in report.rows:
+    for row in rows:
         result = row.outcome if row.code == "OK" else f"{row.code}: {row.outcome}"
         table.add_row(
             row.scenario,
@@ -85,6 +91,13 @@ def demo(
         console.print(_table(report))
         if report.rotation is not None:
             console.print(_rotation_table(report.rotation))
+        if report.access:
+            console.print(
+                _rows_table("bearer tokens and an A43 policy (edited live)", report.access)
+            )
+        if report.check is not None:
+            console.print(render_check_table(report.check))
+            console.print(check_summary(report.check), markup=False)
         if keep is not None:
             console.print(f"files kept in {report.workdir}", markup=False)
         verdict = "all scenarios behaved as expected" if report.passed else "a scenario FAILED"

@@ -91,12 +91,18 @@ def add_greeter(server: Any) -> None:  # noqa: ANN401 (grpc.Server or grpc.aio.S
     server.add_generic_rpc_handlers((aio_greeter_handler() if is_aio else greeter_handler(),))
 
 
-def say_hello(channel: grpc.Channel, name: str, *, timeout: float) -> str:
+def say_hello(
+    channel: grpc.Channel,
+    name: str,
+    *,
+    timeout: float,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> str:
     """Call ``SayHello`` on a sync channel and return the reply text (raises ``grpc.RpcError``)."""
     call = channel.unary_unary(
         SAY_HELLO_PATH, request_serializer=serialize, response_deserializer=deserialize_reply
     )
-    reply: HelloReplyMessage = call(new_request(name), timeout=timeout)
+    reply: HelloReplyMessage = call(new_request(name), timeout=timeout, metadata=metadata)
     return reply.message
 
 

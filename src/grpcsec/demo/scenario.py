@@ -18,7 +18,6 @@ time unless the point is to watch a failure.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,10 +26,14 @@ from pathlib import Path
 import grpc
 
 from grpcsec.credentials import channel_credentials, server_credentials
+from grpcsec.demo.access_act import AccessPeers, run_access_acts
 from grpcsec.demo.greeter import add_greeter, say_hello
 from grpcsec.demo.rotation_act import RotationReport, run_rotation_act
+from grpcsec.demo.rows import DemoRow, short_reason
 from grpcsec.errors import MaterialError
 from grpcsec.material import KeyPair, TrustBundle
+from grpcsec.monitor.check import CheckReport, check_targets
+from grpcsec.monitor.thresholds import Thresholds
 from grpcsec.pki import (
     CA_KEY_MODE,
     CERT_MODE,
@@ -43,34 +46,13 @@ from grpcsec.pki import (
     write_files,
 )
 
-__all__ = ["CLIENT_SPIFFE_ID", "DemoReport", "DemoRow", "run_demo"]
+__all__ = ["CLIENT_SPIFFE_ID", "SECOND_SPIFFE_ID", "DemoReport", "DemoRow", "run_demo"]
 
 CLIENT_SPIFFE_ID = "spiffe://demo.grpcsec.internal/greeter-client"
+SECOND_SPIFFE_ID = "spiffe://demo.grpcsec.internal/second-client"
 _NAME = "grpcsec"
 _EXPECTED_REPLY = f"Hello {_NAME} (from {CLIENT_SPIFFE_ID})"
 _REFUSED = grpc.StatusCode.UNAVAILABLE
-_CONNECT_NOISE = re.compile(r"^failed to connect to all addresses; last error: [A-Z_]+: \S+: ")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DemoRow:
-    """One call: what it tried, what should happen, what did (status code and reply/reason)."""
-
-    scenario: str
-    expected: str
-    code: str
-    outcome: str
-    passed: bool
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict."""
-        return {
-            "scenario": self.scenario,
-            "expected": self.expected,
-            "code": self.code,
-            "outcome": self.outcome,
-            "passed": self.passed,
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,12 +64,15 @@ class DemoReport:
     workdir: Path
     files: tuple[Path, ...]
     rotation: RotationReport | None = None
+    access: tuple[DemoRow, ...] = ()
+    check: CheckReport | None = None
 
     @property
     def passed(self) -> bool:
-        """Whether every row behaved as expected (and the rotation act, when it ran)."""
-        rows_ok = bool(self.rows) and all(row.passed for row in self.rows)
-        return rows_ok and (self.rotation is None or self.rotation.passed)
+        """Whether every row behaved as expected (and the later acts, when they ran)."""
+        rows_ok = bool(self.rows) and all(row.passed for row in (*self.rows, *self.access))
+        check_ok = self.check is None or self.check.exit_code == 0
+        return rows_ok and check_ok and (self.rotation is None or self.rotation.passed)
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -98,6 +83,8 @@ class DemoReport:
             "files": [str(f) for f in self.files],
             "rows": [row.to_json() for row in self.rows],
             "rotation": self.rotation.to_json() if self.rotation else None,
+            "access": [row.to_json() for row in self.access],
+            "check": self.check.to_json() if self.check else None,
         }
 
 
@@ -107,6 +94,7 @@ class _Material:
     ca_file: Path
     server: KeyPair
     client: KeyPair
+    second_client: KeyPair
     other_client: KeyPair
     files: tuple[Path, ...]
 
@@ -124,6 +112,12 @@ def _issue(workdir: Path, now: dt.datetime) -> _Material:
         common_name="demo-client",
         now=now,
     )
+    second_client = ca.issue(
+        Profile.CLIENT,
+        SubjectAltNames.build(uris=[SECOND_SPIFFE_ID]),
+        common_name="demo-second-client",
+        now=now,
+    )
     other_client = other_ca.issue(
         Profile.CLIENT,
         SubjectAltNames.build(uris=["spiffe://elsewhere.example/intruder"]),
@@ -137,6 +131,8 @@ def _issue(workdir: Path, now: dt.datetime) -> _Material:
         "server.key": (server.key_pem(), KEY_MODE),
         "client.crt": (client.chain_pem(), CERT_MODE),
         "client.key": (client.key_pem(), KEY_MODE),
+        "second-client.crt": (second_client.chain_pem(), CERT_MODE),
+        "second-client.key": (second_client.key_pem(), KEY_MODE),
         "other-ca.crt": (other_ca.certificate_pem(), CERT_MODE),
         "other-client.crt": (other_client.chain_pem(), CERT_MODE),
         "other-client.key": (other_client.key_pem(), KEY_MODE),
@@ -159,13 +155,10 @@ def _issue(workdir: Path, now: dt.datetime) -> _Material:
         ca_file=workdir / "ca.crt",
         server=pair("server"),
         client=pair("client"),
+        second_client=pair("second-client"),
         other_client=pair("other-client"),
         files=tuple(p.path for p in pending),
     )
-
-
-def _short_reason(details: str | None) -> str:
-    return _CONNECT_NOISE.sub("", details or "").strip() or "(no details)"
 
 
 def _call(target: str, credentials: grpc.ChannelCredentials, timeout: float) -> tuple[str, str]:
@@ -177,15 +170,22 @@ def _call(target: str, credentials: grpc.ChannelCredentials, timeout: float) -> 
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
             details = exc.details() if hasattr(exc, "details") else str(exc)
-            return str(code.name), _short_reason(details)
+            return str(code.name), short_reason(details)
     return grpc.StatusCode.OK.name, reply
 
 
 def run_demo(
-    workdir: Path, now: dt.datetime, *, timeout: float = 5.0, rotation_swaps: int = 5
+    workdir: Path,
+    now: dt.datetime,
+    *,
+    timeout: float = 5.0,
+    rotation_swaps: int = 5,
+    later_acts: bool = True,
 ) -> DemoReport:
     """Run the three calls against a fresh mTLS Greeter and report each (see the module doc),
-    then the rotation act (``rotation_swaps`` certificate swaps under load; 0 skips it)."""
+    then the rotation act (``rotation_swaps`` certificate swaps under load; 0 skips it), the
+    token and policy acts, and a ``grpcsec check`` of every certificate written
+    (``later_acts=False`` skips those three)."""
     workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     material = _issue(workdir, now)
     trust = TrustBundle.from_file(material.ca_file)
@@ -238,10 +238,24 @@ def run_demo(
         rotation = run_rotation_act(
             workdir, material.ca, material.client, now, swaps=rotation_swaps
         )
+    access: tuple[DemoRow, ...] = ()
+    check = None
+    if later_acts:
+        peers = AccessPeers(
+            server=material.server,
+            client=material.client,
+            client_id=CLIENT_SPIFFE_ID,
+            second=material.second_client,
+            second_id=SECOND_SPIFFE_ID,
+        )
+        access = run_access_acts(workdir, material.ca, peers)
+        check = check_targets([workdir], Thresholds(), now)
     return DemoReport(
         rows=tuple(rows),
         address=target,
         workdir=workdir,
         files=material.files,
         rotation=rotation,
+        access=access,
+        check=check,
     )

@@ -1,0 +1,178 @@
+"""The demo's access acts: bearer tokens, then an A43 policy edited while the server runs.
+
+One mTLS Greeter behind grpcsec's guard: a bearer-token check (verifying with a throwaway EC
+key, audience ``greeter``) and an A43 policy watched on disk. The calls show a valid token
+(allowed), an expired token, a token for another audience and no token (each refused with
+``UNAUTHENTICATED``); the demo client allowed and a second client denied by the policy
+(``PERMISSION_DENIED``); then the policy file is rewritten to allow the second client instead,
+and the same two calls show the decision changed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from grpcsec.authn.jwks import KeySet, StaticKeys
+from grpcsec.authn.jwt import JWTVerifier, RequireBearerToken
+from grpcsec.authn.tokens import mint_token, public_jwks
+from grpcsec.authz import Authorizer
+from grpcsec.authz.check import AuthorizeCheck
+from grpcsec.credentials import ServerTLS, channel_credentials
+from grpcsec.demo.greeter import say_hello
+from grpcsec.demo.rows import DemoRow, short_reason
+from grpcsec.demo.service import ServeConfig, start_sync
+from grpcsec.interceptors import Guard
+from grpcsec.material import KeyPair
+from grpcsec.pki import CertificateAuthority
+from grpcsec.target import Target
+
+__all__ = ["AccessPeers", "run_access_acts"]
+
+_AUDIENCE = "greeter"
+_ISSUER = "https://demo.grpcsec.internal"
+_TIMEOUT = 5.0
+_RELOAD_SECONDS = 0.1
+_RELOAD_DEADLINE = 5.0
+
+
+class AccessPeers:
+    """The server pair and the two client pairs the acts use, with their principals."""
+
+    def __init__(
+        self,
+        *,
+        server: KeyPair,
+        client: KeyPair,
+        client_id: str,
+        second: KeyPair,
+        second_id: str,
+    ) -> None:
+        self.server = server
+        self.client = client
+        self.client_id = client_id
+        self.second = second
+        self.second_id = second_id
+
+
+def _policy(principal: str) -> str:
+    return json.dumps(
+        {
+            "name": "demo-greeter",
+            "allow_rules": [
+                {
+                    "name": "greeters",
+                    "source": {"principals": [principal]},
+                    "request": {"paths": ["/helloworld.Greeter/SayHello"]},
+                }
+            ],
+        },
+        indent=2,
+    )
+
+
+def _call(
+    target: str, ca: CertificateAuthority, identity: KeyPair, token: str | None
+) -> tuple[str, str]:
+    metadata = (("authorization", f"Bearer {token}"),) if token is not None else ()
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    credentials = channel_credentials(ca=ca, identity=identity)
+    with grpc.secure_channel(target, credentials, options=options) as channel:
+        try:
+            reply = say_hello(channel, "grpcsec", timeout=_TIMEOUT, metadata=metadata)
+        except grpc.RpcError as exc:
+            return str(exc.code().name), short_reason(exc.details())
+    return "OK", reply
+
+
+def _row(scenario: str, expected: str, result: tuple[str, str]) -> DemoRow:
+    code, text = result
+    return DemoRow(
+        scenario=scenario,
+        expected=expected,
+        code=code,
+        outcome=text,
+        passed=code == expected.split(" ", maxsplit=1)[0],
+    )
+
+
+def run_access_acts(
+    workdir: Path, ca: CertificateAuthority, peers: AccessPeers
+) -> tuple[DemoRow, ...]:
+    """Run both acts against one guarded server and return their rows (see the module)."""
+    signing_key = ec.generate_private_key(ec.SECP256R1())
+    keys = KeySet.from_jwks(public_jwks([(signing_key, None)]))  # kid = the key's thumbprint
+    verifier = JWTVerifier(StaticKeys(keys), audience=_AUDIENCE, issuer=_ISSUER)
+
+    def token(**overrides: object) -> str:
+        settings: dict[str, object] = {
+            "issuer": _ISSUER,
+            "audience": _AUDIENCE,
+            "subject": "demo-user",
+        }
+        settings.update(overrides)
+        return mint_token(signing_key, **settings)  # type: ignore[arg-type]
+
+    policy_file = workdir / "policy.json"
+    policy_file.write_text(_policy(peers.client_id))
+    authorizer = Authorizer.from_file(policy_file, reload_interval=_RELOAD_SECONDS)
+    guard = Guard(RequireBearerToken(verifier), AuthorizeCheck(authorizer))
+    tls = ServerTLS.create(peers.server, client_ca=ca)
+    config = ServeConfig(
+        listen=Target("127.0.0.1", 0), tls=tls, interceptors=(guard.server_interceptor(),)
+    )
+    running = start_sync(config)
+    target = str(running.address)
+    rows: list[DemoRow] = []
+    try:
+        good = token()
+        rows += [
+            _row("valid token", "OK", _call(target, ca, peers.client, good)),
+            _row(
+                "expired token",
+                "UNAUTHENTICATED",
+                _call(target, ca, peers.client, token(now=time.time() - 3600)),
+            ),
+            _row(
+                "token for another audience",
+                "UNAUTHENTICATED",
+                _call(target, ca, peers.client, token(audience="elsewhere")),
+            ),
+            _row("no token", "UNAUTHENTICATED", _call(target, ca, peers.client, None)),
+            _row(
+                f"policy allows {peers.client_id}",
+                "OK",
+                _call(target, ca, peers.client, good),
+            ),
+            _row(
+                f"policy denies {peers.second_id}",
+                "PERMISSION_DENIED",
+                _call(target, ca, peers.second, good),
+            ),
+        ]
+        policy_file.write_text(_policy(peers.second_id))  # edited while the server runs
+        deadline = time.monotonic() + _RELOAD_DEADLINE
+        while time.monotonic() < deadline:  # the watcher picks the edit up on its next tick
+            if _call(target, ca, peers.second, good)[0] == "OK":
+                break
+            time.sleep(_RELOAD_SECONDS)
+        rows += [
+            _row(
+                f"policy edited: now allows {peers.second_id}",
+                "OK",
+                _call(target, ca, peers.second, good),
+            ),
+            _row(
+                f"policy edited: now denies {peers.client_id}",
+                "PERMISSION_DENIED",
+                _call(target, ca, peers.client, good),
+            ),
+        ]
+    finally:
+        running.stop(grace=2.0)
+        authorizer.close()
+    return tuple(rows)
