@@ -9,14 +9,18 @@ unless GRPCSEC_REQUIRE_INTEROP=1, which makes a missing binary a failure.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from grpcsec.authn.tokens import public_jwks
 from grpcsec.pki import CertificateAuthority, utcnow
 from tests.monitor.conftest import (
     GRPCSEC,
@@ -193,3 +197,52 @@ def test_prometheus_scrapes_the_exporter_and_service_metrics(
                 prometheus.value('ALERTS{alertname="CertificateExpired",subject_cn="disk.test"}')
                 is None
             )
+
+
+def _until(announced: Announced, pattern: re.Pattern[str]) -> re.Match[str]:
+    """The first line (the announcing one included) matching ``pattern``, bounded in time."""
+    line = announced.first_line
+    for _ in range(50):
+        match = pattern.search(line)
+        if match:
+            return match
+        line = announced.lines.get(timeout=10)
+    pytest.fail(f"no line matching {pattern.pattern}; first line: {announced.first_line!r}")
+
+
+def test_prometheus_scrapes_grpcsec_serve_metrics(
+    tmp_path: Path, issuing_ca: CertificateAuthority, spawn: Callable[..., Announced]
+) -> None:
+    """``grpcsec serve --metrics``: Prometheus sees the served certificate, new TLS connections
+    and authentication failures after real calls (a client without a token is refused)."""
+    prometheus_binary()
+    now = utcnow().replace(microsecond=0)
+    served = issue(issuing_ca, "localhost", not_before=now - HOUR, not_after=now + 3 * HOUR)
+    cert = write(tmp_path / "server.crt", list(served.chain))
+    key = tmp_path / "server.key"
+    key.write_bytes(served.key_pem())
+    ca = write(tmp_path / "ca.crt", [issuing_ca.root])
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(public_jwks([(ec.generate_private_key(ec.SECP256R1()), None)])))
+    server = spawn(
+        [*GRPCSEC, "serve", "--listen", "127.0.0.1:0", "--cert", cert, "--key", key,
+         "--jwks", jwks, "--audience", "svc", "--metrics", "127.0.0.1:0"]
+    )  # fmt: skip
+    metrics = _until(server, URL).group(1)
+    port = _until(server, re.compile(r"listening on 127\.0\.0\.1:(\d+)")).group(1)
+    with run_prometheus(tmp_path / "prometheus", {"serve": metrics}) as prometheus:
+        prometheus.wait_for(
+            'grpcsec_tls_certificate_not_after_timestamp_seconds{role="server",'
+            'subject_cn="localhost"}',
+            served.certificate.not_valid_after_utc.timestamp(),
+        )
+        for _ in range(3):  # each on a fresh connection, each refused: no token
+            result = subprocess.run(
+                [*GRPCSEC, "call", f"127.0.0.1:{port}", "--ca", str(ca)],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            assert result.returncode == 1
+            assert "UNAUTHENTICATED" in result.stderr
+        prometheus.wait_for('grpcsec_authentication_failures_total{reason="missing_token"}', 3.0)
+        prometheus.wait_for("grpcsec_tls_connections_total >= 3")
+        assert prometheus.value('up{job="serve"}') == 1.0
