@@ -49,7 +49,8 @@ def greeting(name: str, caller: Peer) -> str:
 
 def _say_hello(request: HelloRequestMessage, context: AuthContextCarrier) -> HelloReplyMessage:
     caller = peer(context)
-    log.info("SayHello from %s", caller.display)
+    if log.isEnabledFor(logging.INFO):
+        log.info("SayHello from %s", caller.display)
     return new_reply(greeting(request.name, caller))
 
 
