@@ -31,6 +31,7 @@ stdout (progress on stderr).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import platform
@@ -41,9 +42,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from grpcsec.authz import Decision, Engine, Policy, Request, Rule, parse_policy
+from grpcsec.authn.call import CallInfo
+from grpcsec.authz import Authorizer, Decision, Engine, Policy, Request, Rule, parse_policy
+from grpcsec.authz.check import AuthorizeCheck
 from grpcsec.authz.patterns import PatternSet
 from grpcsec.authz.request import joined_headers, peer_principals
+from grpcsec.errors import AuthorizationError
 from grpcsec.identity import Peer, TransportSecurity
 
 SIZES = (10, 100, 1_000, 10_000)
@@ -331,6 +335,36 @@ def measure(size: int, params: dict[str, float | int], rng: random.Random) -> di
     }
 
 
+def check_cost(size: int, params: dict[str, float | int], rng: random.Random) -> dict[str, object]:
+    """Per-call cost of the A43 check as the guard runs it (a CallInfo in, a decision out,
+    audit included) next to the bare engine, on the same policy and requests."""
+    workload = build_workload(size, rng)
+    policy = parse_policy(json.dumps(workload.policy))
+    check = AuthorizeCheck(Authorizer.from_policy(policy))
+    calls = [
+        CallInfo(method=r.method, metadata=r.metadata, peer=r.peer, claims=r.claims)
+        for r in workload.requests
+    ]
+    engine = Engine(policy)
+
+    def run_check(index: int) -> None:
+        with contextlib.suppress(AuthorizationError):
+            check.check(calls[index])
+
+    def run_engine(index: int) -> None:
+        engine.evaluate(workload.requests[index])
+
+    results: dict[str, object] = {}
+    for name, run in (("engine", run_engine), ("check", run_check)):
+        samples: list[int] = []
+        for index in range(int(params["engine_calls"]) // 10):
+            start = time.perf_counter_ns()
+            run(index % len(calls))
+            samples.append(time.perf_counter_ns() - start)
+        results[name] = summary(samples)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for CI smoke runs")
@@ -345,6 +379,7 @@ def main() -> None:
     rng = random.Random(SEED)  # noqa: S311 (reproducible benchmark data, not a secret)
     overhead = timer_overhead_ns()
     results = {str(size): measure(size, params, rng) for size in SIZES}
+    interceptor = check_cost(1000, params, rng)
     median_10 = results["10"]["engine"]["median_us"]  # type: ignore[index]
     median_1000 = results["1000"]["engine"]["median_us"]  # type: ignore[index]
     ratio = round(median_1000 / median_10, 2)
@@ -352,6 +387,7 @@ def main() -> None:
         "benchmark": "A43 policy evaluation: grpcsec compiled engine vs a naive scan of every rule",
         "results": results,
         "ratio_1000_vs_10": ratio,
+        "guard_check_1000_rules": interceptor,
         "targets": {
             "median_us_at_1000": TARGET_MEDIAN_US_AT_1000,
             "max_ratio_1000_vs_10": TARGET_RATIO_1000_VS_10,
