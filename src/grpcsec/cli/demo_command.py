@@ -96,7 +96,7 @@ def demo(
                 _rows_table("bearer tokens and an A43 policy (edited live)", report.access)
             )
         if report.check is not None:
-            console.print(render_check_table(report.check))
+            console.print(render_check_table(report.check, relative_to=report.workdir))
             console.print(check_summary(report.check), markup=False)
         if keep is not None:
             console.print(f"files kept in {report.workdir}", markup=False)

@@ -91,8 +91,9 @@ def _usage(message: str) -> NoReturn:
 
 
 # -- rendering -----------------------------------------------------------------------------------
-def render_check_table(report: CheckReport) -> Table:
-    """The certificates of ``report`` as a Rich table, most urgent first."""
+def render_check_table(report: CheckReport, *, relative_to: Path | None = None) -> Table:
+    """The certificates of ``report`` as a Rich table, most urgent first; file sources under
+    ``relative_to`` are shown relative to it (the demo's temporary directory)."""
     now = report.now
     table = Table(
         title=(
@@ -116,6 +117,8 @@ def render_check_table(report: CheckReport) -> Table:
         if checked.effective is not checked.status:
             status += " [dim](bundle ok)[/]" if checked.effective is Status.OK else " [dim]*[/]"
         source = checked.source
+        if relative_to is not None and source.startswith(f"{relative_to}/"):
+            source = source[len(str(relative_to)) + 1 :]
         if checked.served:
             source += f" #{checked.position}"
         table.add_row(
