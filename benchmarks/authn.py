@@ -47,14 +47,11 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
-import select
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +59,14 @@ from typing import Any
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+import _harness
+from _harness import (
+    cpu_stats_reply,
+    mtls_files,
+    print_json,
+    serve_until_stdin_closes,
+    write_files,
+)
 from grpcsec.authn import (
     CallInfo,
     ClientCertAllowList,
@@ -97,11 +102,6 @@ SERVER_START_TIMEOUT = 60.0
 RPC_TIMEOUT = 10.0
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 # -- material -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Material:
@@ -122,16 +122,11 @@ def make_material(directory: Path) -> Material:
     )
     signing = ec.generate_private_key(ec.SECP256R1())
     files = {
-        "ca.crt": ca.certificate_pem(),
-        "server.crt": server.chain_pem(),
-        "server.key": server.key_pem(),
-        "client.crt": client.chain_pem(),
-        "client.key": client.key_pem(),
+        **mtls_files(ca, server, client),
         "signing.key": private_key_pem(signing),
         "jwks.json": json.dumps(public_jwks([(signing, "bench-1")])).encode(),
     }
-    for name, data in files.items():
-        (directory / name).write_bytes(data)
+    write_files(directory, files)
     token = mint_token(
         signing,
         issuer=ISSUER,
@@ -179,7 +174,7 @@ async def _echo_async(request: bytes, _context: Any) -> bytes:
 
 
 def _stats(_request: bytes, _context: Any) -> bytes:
-    return json.dumps({"cpu_seconds": _cpu_seconds()}).encode()
+    return cpu_stats_reply()
 
 
 async def _stats_async(request: bytes, context: Any) -> bytes:
@@ -208,12 +203,9 @@ def serve_sync(variant: str, material: Material) -> int:
     server = grpc.server(executor, interceptors=interceptors)
     server.add_generic_rpc_handlers((bench_handler(aio=False),))
     port = server.add_secure_port("127.0.0.1:0", _credentials(material))
-    server.start()
-    print(port, flush=True)
     try:
-        sys.stdin.read()
+        serve_until_stdin_closes(server, port)
     finally:
-        server.stop(0).wait(5)
         executor.shutdown(wait=True)
     return 0
 
@@ -239,12 +231,11 @@ def serve(variant: str, kind: str, material: Material) -> int:
     return asyncio.run(_serve_aio(variant, material))
 
 
-@contextlib.contextmanager
-def server_process(variant: str, kind: str, directory: Path, token: str) -> Iterator[int]:
+def server_process(
+    variant: str, kind: str, directory: Path, token: str
+) -> contextlib.AbstractContextManager[int]:
     """Start ``--serve VARIANT --kind KIND``; yield its port; always stop it."""
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
+    arguments = [
         "--serve",
         variant,
         "--kind",
@@ -253,26 +244,13 @@ def server_process(variant: str, kind: str, directory: Path, token: str) -> Iter
         str(directory),
     ]
     env = {**os.environ, "GRPCSEC_BENCH_TOKEN": token}
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, close_fds=True, env=env
+    return _harness.server_process(
+        __file__,
+        arguments,
+        name=f"the {kind}/{variant} server",
+        start_timeout=SERVER_START_TIMEOUT,
+        env=env,
     )
-    try:
-        if process.stdout is None:
-            raise RuntimeError("no pipe to the server process")
-        ready, _, _ = select.select([process.stdout], [], [], SERVER_START_TIMEOUT)
-        line = process.stdout.readline() if ready else ""
-        if not line.strip().isdigit():
-            raise RuntimeError(f"the {kind}/{variant} server did not start: {line!r}")
-        yield int(line)
-    finally:
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 # -- in-process micro-benchmarks ------------------------------------------------------------------
@@ -662,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     if params.rounds < 1 or params.seconds <= 0:
         parser.error("--rounds must be >= 1 and --seconds > 0")
     result = run(params)
-    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    print_json(result)
     return 0
 
 

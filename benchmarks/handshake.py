@@ -32,15 +32,12 @@ import dataclasses
 import json
 import os
 import platform
-import resource
-import select
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +47,17 @@ from cryptography.hazmat.backends.openssl.backend import backend
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, x25519
 
+import _harness
+from _harness import (
+    cpu_seconds,
+    cpu_stats_reply,
+    mtls_files,
+    percentile,
+    print_json,
+    rounded,
+    serve_until_stdin_closes,
+    write_files,
+)
 from grpcsec.pki import CertificateAuthority, KeyType, Profile, SubjectAltNames, load_key_file
 
 KEY_TYPES = (KeyType.ECDSA_P256, KeyType.RSA_4096)
@@ -62,11 +70,6 @@ RPC_TIMEOUT = 10.0
 
 
 # -- server process -----------------------------------------------------------------------------
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def serve(tls: tuple[Path, Path, Path] | None) -> int:
     """The ``--serve`` mode: an echo server on 127.0.0.1 until stdin closes.
 
@@ -78,7 +81,7 @@ def serve(tls: tuple[Path, Path, Path] | None) -> int:
         return request
 
     def stats(_request: bytes, _context: grpc.ServicerContext) -> bytes:
-        return json.dumps({"cpu_seconds": _cpu_seconds()}).encode()
+        return cpu_stats_reply()
 
     handler = grpc.method_handlers_generic_handler(
         "grpcsec.bench.Bench",
@@ -99,12 +102,7 @@ def serve(tls: tuple[Path, Path, Path] | None) -> int:
             require_client_auth=True,
         )
         port = server.add_secure_port("127.0.0.1:0", credentials)
-    server.start()
-    print(port, flush=True)
-    try:
-        sys.stdin.read()  # returns when the parent closes our stdin or exits
-    finally:
-        server.stop(0).wait(5)
+    serve_until_stdin_closes(server, port)
     return 0
 
 
@@ -132,15 +130,7 @@ def make_material(key_type: KeyType, directory: Path) -> Material:
     client = ca.issue(Profile.CLIENT, SubjectAltNames.build(dns=["client"]), key_type=key_type)
     base = directory / key_type.value
     base.mkdir(mode=0o700)
-    files = {
-        "ca.crt": ca.certificate_pem(),
-        "server.crt": server.chain_pem(),
-        "server.key": server.key_pem(),
-        "client.crt": client.chain_pem(),
-        "client.key": client.key_pem(),
-    }
-    for name, data in files.items():
-        (base / name).write_bytes(data)
+    write_files(base, mtls_files(ca, server, client))
     return Material(
         key_type,
         base / "ca.crt",
@@ -152,34 +142,16 @@ def make_material(key_type: KeyType, directory: Path) -> Material:
 
 
 # -- client side --------------------------------------------------------------------------------
-@contextlib.contextmanager
-def server_process(material: Material | None) -> Iterator[int]:
+def server_process(material: Material | None) -> contextlib.AbstractContextManager[int]:
     """Start a ``--serve`` subprocess (plaintext when ``material`` is None); yield its port;
     always stop it."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--serve"]
+    arguments = ["--serve"]
     if material is not None:
-        command += ["--cert", str(material.server_cert), "--key", str(material.server_key)]
-        command += ["--ca", str(material.ca)]
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, close_fds=True
+        arguments += ["--cert", str(material.server_cert), "--key", str(material.server_key)]
+        arguments += ["--ca", str(material.ca)]
+    return _harness.server_process(
+        __file__, arguments, name="the benchmark server", start_timeout=SERVER_START_TIMEOUT
     )
-    try:
-        if process.stdout is None:
-            raise RuntimeError("no pipe to the server process")
-        ready, _, _ = select.select([process.stdout], [], [], SERVER_START_TIMEOUT)
-        line = process.stdout.readline() if ready else ""
-        if not line.strip().isdigit():
-            raise RuntimeError(f"the benchmark server did not start: {line!r}")
-        yield int(line)
-    finally:
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @dataclass
@@ -242,14 +214,14 @@ def run_batch(
     client: Client, count: int, pool: concurrent.futures.ThreadPoolExecutor | None, series: Series
 ) -> None:
     """``count`` handshakes (on ``pool``'s threads when given), added to ``series``."""
-    cpu = _cpu_seconds()
+    cpu = cpu_seconds()
     start = time.perf_counter()
     if pool is None:
         latencies = [client.handshake() for _ in range(count)]
     else:
         latencies = list(pool.map(lambda _: client.handshake(), range(count)))
     series.wall += time.perf_counter() - start
-    series.client_cpu += _cpu_seconds() - cpu
+    series.client_cpu += cpu_seconds() - cpu
     series.latencies.extend(latencies)
 
 
@@ -353,11 +325,13 @@ def measure_primitives(materials: dict[str, Material], seconds: float) -> dict[s
         label: 2 * sign_ms[label] + 4 * verify_ms[label] + 2 * kex for label in sign_ms
     }
     return {
-        "sign_ms": {k: _round(v * 1000, 4) for k, v in sign_ms.items()},
-        "verify_ms": {k: _round(v * 1000, 4) for k, v in verify_ms.items()},
-        "x25519_keygen_exchange_ms": _round(kex * 1000, 4),
-        "crypto_ms_per_handshake": {k: _round(v * 1000, 4) for k, v in per_handshake.items()},
-        "ratio_default_vs_rsa4096": _round(per_handshake["rsa-4096"] / per_handshake["ecdsa-p256"]),
+        "sign_ms": {k: rounded(v * 1000, 4) for k, v in sign_ms.items()},
+        "verify_ms": {k: rounded(v * 1000, 4) for k, v in verify_ms.items()},
+        "x25519_keygen_exchange_ms": rounded(kex * 1000, 4),
+        "crypto_ms_per_handshake": {k: rounded(v * 1000, 4) for k, v in per_handshake.items()},
+        "ratio_default_vs_rsa4096": rounded(
+            per_handshake["rsa-4096"] / per_handshake["ecdsa-p256"]
+        ),
         "library": f"cryptography {cryptography.__version__} ({backend.openssl_version_text()})",
         "counted": "2 signatures + 4 verifications + 2 X25519 keygen/exchange, both ends together",
         "clock": "process CPU time",
@@ -413,7 +387,7 @@ def measure_ssl(material: Material, count: int, seconds: float) -> dict[str, flo
     server_ctx, client_ctx = _ssl_contexts(material)
     version = ssl_handshake(server_ctx, client_ctx)  # warm-up
     done = 0
-    cpu = _cpu_seconds()
+    cpu = cpu_seconds()
     start = time.perf_counter()
     while done < count and (done < 3 or time.perf_counter() - start < seconds):
         ssl_handshake(server_ctx, client_ctx)
@@ -422,22 +396,12 @@ def measure_ssl(material: Material, count: int, seconds: float) -> dict[str, flo
     return {
         "handshakes": done,
         "per_second": done / wall,
-        "cpu_ms": (_cpu_seconds() - cpu) / done * 1000,
+        "cpu_ms": (cpu_seconds() - cpu) / done * 1000,
         "tls_version": version,
     }
 
 
 # -- report -------------------------------------------------------------------------------------
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def _round(value: float, digits: int = 3) -> float:
-    return round(value, digits)
-
-
 def _notes(
     ratio: float, cpu_ms: dict[str, dict[str, float]], crypto: dict[str, object] | None
 ) -> list[str]:
@@ -490,33 +454,35 @@ def report(
                 "this process, no sockets and no gRPC (OpenSSL 3.0 has a large fixed per-handshake "
                 "cost of its own; grpcio uses BoringSSL)"
             ),
-            "handshakes_per_second": {k: _round(v, 2) for k, v in ssl_rates.items()},
-            "cpu_ms_per_handshake": {k: _round(float(r["cpu_ms"])) for k, r in ssl_results.items()},
+            "handshakes_per_second": {k: rounded(v, 2) for k, v in ssl_rates.items()},
+            "cpu_ms_per_handshake": {
+                k: rounded(float(r["cpu_ms"])) for k, r in ssl_results.items()
+            },
             "tls_version": str(ssl_results[default]["tls_version"]),
             # From CPU time, which a busy neighbour disturbs less than the wall-clock rates.
-            "ratio_default_vs_rsa4096": _round(
+            "ratio_default_vs_rsa4096": rounded(
                 float(ssl_results[rsa_label]["cpu_ms"]) / float(ssl_results[default]["cpu_ms"])
             ),
         }
     return {
         "benchmark": "new-connection mTLS handshake + 1 unary RPC, client and server processes",
         "handshakes_per_second": {
-            k.value: _round(grpc_results[k.value].per_second, 2) for k in KEY_TYPES
+            k.value: rounded(grpc_results[k.value].per_second, 2) for k in KEY_TYPES
         },
-        "ratio_default_vs_rsa4096": _round(ratio),
+        "ratio_default_vs_rsa4096": rounded(ratio),
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio >= TARGET_RATIO,
-        "plaintext_connections_per_second": _round(grpc_results[PLAINTEXT].per_second, 2),
+        "plaintext_connections_per_second": rounded(grpc_results[PLAINTEXT].per_second, 2),
         "latency_ms": {
             label: {
-                "p50": _round(_percentile(s.latencies, 0.50) * 1000),
-                "p99": _round(_percentile(s.latencies, 0.99) * 1000),
-                "mean": _round(statistics.fmean(s.latencies) * 1000),
+                "p50": rounded(percentile(s.latencies, 0.50) * 1000),
+                "p99": rounded(percentile(s.latencies, 0.99) * 1000),
+                "mean": rounded(statistics.fmean(s.latencies) * 1000),
             }
             for label, s in grpc_results.items()
         },
         "cpu_ms_per_handshake": {
-            label: {part: _round(v) for part, v in values.items()}
+            label: {part: rounded(v) for part, v in values.items()}
             for label, values in cpu_ms.items()
         },
         "handshakes": {label: len(s.latencies) for label, s in grpc_results.items()},
@@ -534,7 +500,7 @@ def report(
             "certificates": "per key type: a root CA, a server leaf and a client leaf of that type",
             "channel_options": [["grpc.use_local_subchannel_pool", 1]],
             "cpus": os.cpu_count(),
-            "elapsed_seconds": _round(elapsed, 1),
+            "elapsed_seconds": rounded(elapsed, 1),
         },
         "grpcio": grpc.__version__,
         "python": platform.python_version(),
@@ -619,8 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         params = dataclasses.replace(params, ssl_handshakes=0)
     if params.threads < 1 or params.handshakes < 1:
         parser.error("--threads and --handshakes must be at least 1")
-    json.dump(run(params), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print_json(run(params))
     return 0
 
 

@@ -49,20 +49,27 @@ import dataclasses
 import json
 import os
 import platform
-import resource
-import select
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from cryptography import x509
 
+import _harness
+from _harness import (
+    TlsFiles,
+    cpu_stats_reply,
+    mtls_files,
+    percentile,
+    print_json,
+    serve_until_stdin_closes,
+    write_files,
+)
 from grpcsec import identity
 from grpcsec.credentials import channel_credentials, server_credentials
 from grpcsec.demo.greeter import greeting
@@ -96,21 +103,8 @@ SERVER_START_TIMEOUT = 30.0
 RPC_TIMEOUT = 10.0
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 # -- material -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Material:
-    """File paths of the CA, server and client material."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
+Material = TlsFiles  # the CA, server and client files
 
 
 def make_material(directory: Path) -> Material:
@@ -128,22 +122,8 @@ def make_material(directory: Path) -> Material:
         common_name="bench-client",
         organization="Bench",
     )
-    files = {
-        "ca.crt": ca.certificate_pem(),
-        "server.crt": server.chain_pem(),
-        "server.key": server.key_pem(),
-        "client.crt": client.chain_pem(),
-        "client.key": client.key_pem(),
-    }
-    for name, data in files.items():
-        (directory / name).write_bytes(data)
-    return Material(
-        directory / "ca.crt",
-        directory / "server.crt",
-        directory / "server.key",
-        directory / "client.crt",
-        directory / "client.key",
-    )
+    write_files(directory, mtls_files(ca, server, client))
+    return Material.in_directory(directory)
 
 
 def make_server_credentials(cert: Path, key: Path, ca: Path) -> grpc.ServerCredentials:
@@ -365,7 +345,7 @@ def serve(cert: Path, key: Path, ca: Path) -> int:
         return new_reply(greeting(request.name, peer(context)))
 
     def stats(_request: bytes, _context: grpc.ServicerContext) -> bytes:
-        return json.dumps({"cpu_seconds": _cpu_seconds()}).encode()
+        return cpu_stats_reply()
 
     def unary(behaviour: Callable[..., HelloReplyMessage]) -> grpc.RpcMethodHandler:
         return grpc.unary_unary_rpc_method_handler(
@@ -384,41 +364,17 @@ def serve(cert: Path, key: Path, ca: Path) -> int:
     server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=SERVER_WORKERS))
     server.add_generic_rpc_handlers((handler,))
     port = server.add_secure_port("127.0.0.1:0", make_server_credentials(cert, key, ca))
-    server.start()
-    print(port, flush=True)
-    try:
-        sys.stdin.read()  # returns when the parent closes our stdin or exits
-    finally:
-        server.stop(0).wait(5)
+    serve_until_stdin_closes(server, port)
     return 0
 
 
-@contextlib.contextmanager
-def server_process(material: Material) -> Iterator[int]:
+def server_process(material: Material) -> contextlib.AbstractContextManager[int]:
     """Start a ``--serve`` subprocess; yield its port; always stop it."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--serve"]
-    command += ["--cert", str(material.server_cert), "--key", str(material.server_key)]
-    command += ["--ca", str(material.ca)]
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, close_fds=True
+    arguments = ["--serve", "--cert", str(material.server_cert), "--key", str(material.server_key)]
+    arguments += ["--ca", str(material.ca)]
+    return _harness.server_process(
+        __file__, arguments, name="the benchmark server", start_timeout=SERVER_START_TIMEOUT
     )
-    try:
-        if process.stdout is None:
-            raise RuntimeError("no pipe to the server process")
-        ready, _, _ = select.select([process.stdout], [], [], SERVER_START_TIMEOUT)
-        line = process.stdout.readline() if ready else ""
-        if not line.strip().isdigit():
-            raise RuntimeError(f"the benchmark server did not start: {line!r}")
-        yield int(line)
-    finally:
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 # -- (b) end to end: client ---------------------------------------------------------------------
@@ -445,12 +401,6 @@ class RpcParams:
     rounds: int
     max_calls: int
     seconds: float
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 class Client:
@@ -512,8 +462,8 @@ def run_segment(
     return Segment(
         calls=calls,
         wall=wall,
-        p50=_percentile(latencies, 0.50),
-        p99=_percentile(latencies, 0.99),
+        p50=percentile(latencies, 0.50),
+        p99=percentile(latencies, 0.99),
         server_cpu_per_call=(client.server_cpu() - server_cpu) / calls,
     )
 
@@ -654,8 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         micro = MicroParams(count=20_000, seconds=2.0, repeats=7)
         rpc = RpcParams(warmup=300, rounds=15, max_calls=10_000, seconds=1.0)
-    json.dump(run(micro, rpc), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print_json(run(micro, rpc))
     return 0
 
 

@@ -43,20 +43,26 @@ import dataclasses
 import json
 import os
 import platform
-import resource
-import select
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import grpc.experimental.session_cache
 
+import _harness
+from _harness import (
+    cpu_seconds,
+    cpu_stats_reply,
+    percentile,
+    print_json,
+    rounded,
+    serve_until_stdin_closes,
+)
 from grpcsec.credentials import channel_credentials, server_credentials
 from grpcsec.demo.helloworld import (
     HelloReplyMessage,
@@ -87,11 +93,6 @@ SERVER_START_TIMEOUT = 30.0
 RPC_TIMEOUT = 10.0
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 # -- server process -----------------------------------------------------------------------------
 def serve(cert: Path, key: Path, ca: Path) -> int:
     """The ``--serve`` mode: grpcsec mTLS on 127.0.0.1 until stdin closes."""
@@ -109,7 +110,7 @@ def serve(cert: Path, key: Path, ca: Path) -> int:
         return new_reply(json.dumps(report))
 
     def stats(_request: bytes, _context: grpc.ServicerContext) -> bytes:
-        return json.dumps({"cpu_seconds": _cpu_seconds()}).encode()
+        return cpu_stats_reply()
 
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
@@ -124,12 +125,7 @@ def serve(cert: Path, key: Path, ca: Path) -> int:
     server.add_generic_rpc_handlers((handler,))
     credentials = server_credentials(KeyPair.from_files(cert, key), client_ca=ca)
     port = server.add_secure_port("127.0.0.1:0", credentials)
-    server.start()
-    print(port, flush=True)
-    try:
-        sys.stdin.read()  # returns when the parent closes our stdin or exits
-    finally:
-        server.stop(0).wait(5)
+    serve_until_stdin_closes(server, port)
     return 0
 
 
@@ -183,32 +179,13 @@ def make_material(key_type: KeyType, directory: Path) -> Material:
 
 
 # -- client side --------------------------------------------------------------------------------
-@contextlib.contextmanager
-def server_process(material: Material) -> Iterator[int]:
+def server_process(material: Material) -> contextlib.AbstractContextManager[int]:
     """Start a ``--serve`` subprocess; yield its port; always stop it."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--serve"]
-    command += ["--cert", str(material.server_cert), "--key", str(material.server_key)]
-    command += ["--ca", str(material.ca)]
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, close_fds=True
+    arguments = ["--serve", "--cert", str(material.server_cert), "--key", str(material.server_key)]
+    arguments += ["--ca", str(material.ca)]
+    return _harness.server_process(
+        __file__, arguments, name="the benchmark server", start_timeout=SERVER_START_TIMEOUT
     )
-    try:
-        if process.stdout is None:
-            raise RuntimeError("no pipe to the server process")
-        ready, _, _ = select.select([process.stdout], [], [], SERVER_START_TIMEOUT)
-        line = process.stdout.readline() if ready else ""
-        if not line.strip().isdigit():
-            raise RuntimeError(f"the benchmark server did not start: {line!r}")
-        yield int(line)
-    finally:
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @dataclass(frozen=True)
@@ -303,11 +280,11 @@ class Params:
 
 def run_batch(client: Client, mode: str, count: int, series: Series) -> None:
     server_cpu = client.server_cpu()
-    cpu = _cpu_seconds()
+    cpu = cpu_seconds()
     start = time.perf_counter()
     outcomes = [client.handshake(mode) for _ in range(count)]
     series.wall += time.perf_counter() - start
-    series.client_cpu += _cpu_seconds() - cpu
+    series.client_cpu += cpu_seconds() - cpu
     series.server_cpu += client.server_cpu() - server_cpu
     series.outcomes.extend(outcomes)
 
@@ -392,19 +369,9 @@ def _attempt(client: Client, cache: object, credentials: grpc.ChannelCredentials
 
 
 # -- report -------------------------------------------------------------------------------------
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def _round(value: float, digits: int = 3) -> float:
-    return round(value, digits)
-
-
 def summarize(series: dict[str, Series]) -> dict[str, object]:
     def per_mode(compute: Callable[[Series], float]) -> dict[str, float]:
-        return {m: _round(compute(series[m])) for m in MODES}
+        return {m: rounded(compute(series[m])) for m in MODES}
 
     def latencies(s: Series) -> list[float]:
         return [o.seconds for o in s.outcomes]
@@ -413,22 +380,22 @@ def summarize(series: dict[str, Series]) -> dict[str, object]:
     resumed_outcomes = [o for o in series[WITH_CACHE].outcomes if o.session_reused]
     cpu_ms = {
         m: {
-            "client": _round(s.client_cpu / len(s.outcomes) * 1000),
-            "server": _round(s.server_cpu / len(s.outcomes) * 1000),
+            "client": rounded(s.client_cpu / len(s.outcomes) * 1000),
+            "server": rounded(s.server_cpu / len(s.outcomes) * 1000),
         }
         for m, s in series.items()
     }
     return {
         "handshakes_per_second": per_mode(lambda s: s.per_second),
-        "p50_ms": per_mode(lambda s: _percentile(latencies(s), 0.5) * 1000),
-        "p99_ms": per_mode(lambda s: _percentile(latencies(s), 0.99) * 1000),
+        "p50_ms": per_mode(lambda s: percentile(latencies(s), 0.5) * 1000),
+        "p99_ms": per_mode(lambda s: percentile(latencies(s), 0.99) * 1000),
         "mean_ms": per_mode(lambda s: statistics.fmean(latencies(s)) * 1000),
-        "ratio_with_vs_without_cache": _round(
+        "ratio_with_vs_without_cache": rounded(
             series[WITH_CACHE].per_second / series[NO_CACHE].per_second
         ),
-        "p50_ratio_with_vs_without_cache": _round(
-            _percentile(latencies(series[WITH_CACHE]), 0.5)
-            / _percentile(latencies(series[NO_CACHE]), 0.5)
+        "p50_ratio_with_vs_without_cache": rounded(
+            percentile(latencies(series[WITH_CACHE]), 0.5)
+            / percentile(latencies(series[NO_CACHE]), 0.5)
         ),
         "cpu_ms_per_handshake": cpu_ms,
         "handshakes": {m: len(series[m].outcomes) for m in MODES},
@@ -469,8 +436,8 @@ def run(params: Params) -> dict[str, object]:
             ],
             "certificates": "per key type: CA, server leaf and client leaves all of that type",
             "cpus": os.cpu_count(),
-            "load_average_1min_at_end": _round(os.getloadavg()[0], 2),
-            "elapsed_seconds": _round(time.perf_counter() - started, 1),
+            "load_average_1min_at_end": rounded(os.getloadavg()[0], 2),
+            "elapsed_seconds": rounded(time.perf_counter() - started, 1),
         },
         "grpcio": grpc.__version__,
         "python": platform.python_version(),
@@ -501,8 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         params = dataclasses.replace(params, seconds=args.seconds)
     if params.handshakes < 1 or params.seconds <= 0:
         parser.error("--handshakes must be at least 1 and --seconds positive")
-    json.dump(run(params), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print_json(run(params))
     return 0
 
 

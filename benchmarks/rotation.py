@@ -61,6 +61,7 @@ from typing import Any
 import grpc
 from cryptography import x509
 
+from _harness import print_json, stop_process
 from grpcsec.pki import CertificateAuthority, IssuedCertificate, Profile, SubjectAltNames
 from grpcsec.rotation import MemorySource, ReloadingServerTLS
 
@@ -158,14 +159,7 @@ class ServerProcess:
         return self._line(RPC_TIMEOUT)
 
     def close(self) -> None:
-        if self.process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
 
@@ -515,8 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--serve needs --dir")
         return serve(args.serve, args.dir, args.interval)
     result: dict[str, Any] = run(args.quick)
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print_json(result)
     return 0
 
 

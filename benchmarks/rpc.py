@@ -41,19 +41,27 @@ import dataclasses
 import json
 import os
 import platform
-import resource
-import select
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+import _harness
+from _harness import (
+    TlsFiles,
+    cpu_seconds,
+    cpu_stats_reply,
+    mtls_files,
+    percentile,
+    print_json,
+    rounded,
+    serve_until_stdin_closes,
+    write_files,
+)
 from grpcsec.credentials import server_credentials
 from grpcsec.demo.greeter import greeter_handler
 from grpcsec.demo.helloworld import (
@@ -86,11 +94,6 @@ RPC_TIMEOUT = 10.0
 
 
 # -- server process -----------------------------------------------------------------------------
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _plain_say_hello(
     request: HelloRequestMessage, _context: grpc.ServicerContext
 ) -> HelloReplyMessage:
@@ -116,7 +119,7 @@ def stats_handler() -> grpc.GenericRpcHandler:
     """``Stats``: the server process's CPU seconds so far, as JSON bytes."""
 
     def stats(_request: bytes, _context: grpc.ServicerContext) -> bytes:
-        return json.dumps({"cpu_seconds": _cpu_seconds()}).encode()
+        return cpu_stats_reply()
 
     return grpc.method_handlers_generic_handler(
         BENCH_SERVICE, {"Stats": grpc.unary_unary_rpc_method_handler(stats)}
@@ -143,25 +146,12 @@ def serve(variant: str, tls: tuple[Path, Path, Path] | None) -> int:
                 require_client_auth=True,
             )
         port = server.add_secure_port("127.0.0.1:0", credentials)
-    server.start()
-    print(port, flush=True)
-    try:
-        sys.stdin.read()  # returns when the parent closes our stdin or exits
-    finally:
-        server.stop(0).wait(5)
+    serve_until_stdin_closes(server, port)
     return 0
 
 
 # -- material -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Material:
-    """File paths of the CA, server and client material."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
+Material = TlsFiles  # the CA, server and client files
 
 
 def make_material(directory: Path) -> Material:
@@ -173,52 +163,23 @@ def make_material(directory: Path) -> Material:
         SubjectAltNames.build(dns=["client.internal"], uris=[CLIENT_SPIFFE_ID]),
         common_name="bench-client",
     )
-    files = {
-        "ca.crt": ca.certificate_pem(),
-        "server.crt": server.chain_pem(),
-        "server.key": server.key_pem(),
-        "client.crt": client.chain_pem(),
-        "client.key": client.key_pem(),
-    }
-    for name, data in files.items():
-        (directory / name).write_bytes(data)
-    return Material(
-        directory / "ca.crt",
-        directory / "server.crt",
-        directory / "server.key",
-        directory / "client.crt",
-        directory / "client.key",
-    )
+    write_files(directory, mtls_files(ca, server, client))
+    return Material.in_directory(directory)
 
 
 # -- client side --------------------------------------------------------------------------------
-@contextlib.contextmanager
-def server_process(variant: str, material: Material) -> Iterator[int]:
+def server_process(variant: str, material: Material) -> contextlib.AbstractContextManager[int]:
     """Start a ``--serve VARIANT`` subprocess; yield its port; always stop it."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--serve", variant]
+    arguments = ["--serve", variant]
     if variant != INSECURE:
-        command += ["--cert", str(material.server_cert), "--key", str(material.server_key)]
-        command += ["--ca", str(material.ca)]
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, close_fds=True
+        arguments += ["--cert", str(material.server_cert), "--key", str(material.server_key)]
+        arguments += ["--ca", str(material.ca)]
+    return _harness.server_process(
+        __file__,
+        arguments,
+        name=f"the {variant} benchmark server",
+        start_timeout=SERVER_START_TIMEOUT,
     )
-    try:
-        if process.stdout is None:
-            raise RuntimeError("no pipe to the server process")
-        ready, _, _ = select.select([process.stdout], [], [], SERVER_START_TIMEOUT)
-        line = process.stdout.readline() if ready else ""
-        if not line.strip().isdigit():
-            raise RuntimeError(f"the {variant} benchmark server did not start: {line!r}")
-        yield int(line)
-    finally:
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 class Client:
@@ -284,12 +245,6 @@ class Segment:
         return self.calls / self.wall
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def _worker(client: Client, calls: int, deadline: float) -> list[float]:
     latencies: list[float] = []
     for _ in range(calls):
@@ -309,20 +264,20 @@ def run_segment(
     """Up to ``max_calls`` calls (split over ``threads`` workers) or ``seconds``, first hit."""
     per_thread = max(1, max_calls // threads)
     server_cpu = client.server_cpu()
-    cpu = _cpu_seconds()
+    cpu = cpu_seconds()
     start = time.perf_counter()
     deadline = start + seconds
     futures = [pool.submit(_worker, client, per_thread, deadline) for _ in range(threads)]
     latencies = [value for future in futures for value in future.result()]
     wall = time.perf_counter() - start
-    client_cpu = _cpu_seconds() - cpu
+    client_cpu = cpu_seconds() - cpu
     server_used = client.server_cpu() - server_cpu
     calls = len(latencies)
     return Segment(
         calls=calls,
         wall=wall,
-        p50=_percentile(latencies, 0.50),
-        p99=_percentile(latencies, 0.99),
+        p50=percentile(latencies, 0.50),
+        p99=percentile(latencies, 0.99),
         client_cpu_per_call=client_cpu / calls,
         server_cpu_per_call=server_used / calls,
     )
@@ -375,10 +330,6 @@ def measure(clients: dict[str, Client], params: Params) -> list[dict[int, dict[s
 
 
 # -- report -------------------------------------------------------------------------------------
-def _round(value: float, digits: int = 3) -> float:
-    return round(value, digits)
-
-
 def _key(threads: int) -> str:
     return f"threads_{threads}"
 
@@ -388,7 +339,7 @@ def report(
 ) -> dict[str, object]:
     def median_of(variant: str, threads: int, attribute: str, scale: float = 1.0) -> float:
         values = [getattr(r[threads][variant], attribute) * scale for r in rounds]
-        return _round(statistics.median(values))
+        return rounded(statistics.median(values))
 
     def table(attribute: str, scale: float = 1.0) -> dict[str, dict[str, float]]:
         return {
@@ -397,18 +348,18 @@ def report(
 
     ratio_rounds = {
         _key(t): [
-            _round(r[t][GRPCSEC_MTLS].per_second / r[t][PLAIN_MTLS].per_second, 4) for r in rounds
+            rounded(r[t][GRPCSEC_MTLS].per_second / r[t][PLAIN_MTLS].per_second, 4) for r in rounds
         ]
         for t in THREAD_COUNTS
     }
-    ratio_by_threads = {k: _round(statistics.median(v), 4) for k, v in ratio_rounds.items()}
+    ratio_by_threads = {k: rounded(statistics.median(v), 4) for k, v in ratio_rounds.items()}
     ratio = min(ratio_by_threads.values())
 
     def cpu_per_call(segment: Segment) -> float:
         return segment.client_cpu_per_call + segment.server_cpu_per_call
 
     cpu_ratio = {
-        _key(t): _round(
+        _key(t): rounded(
             statistics.median(
                 cpu_per_call(r[t][PLAIN_MTLS]) / cpu_per_call(r[t][GRPCSEC_MTLS]) for r in rounds
             ),
@@ -419,9 +370,9 @@ def report(
     detail = {
         v: {
             _key(t): {
-                "calls_per_second": [_round(r[t][v].per_second, 1) for r in rounds],
+                "calls_per_second": [rounded(r[t][v].per_second, 1) for r in rounds],
                 "server_cpu_us_per_call": [
-                    _round(r[t][v].server_cpu_per_call * 1e6, 1) for r in rounds
+                    rounded(r[t][v].server_cpu_per_call * 1e6, 1) for r in rounds
                 ],
             }
             for t in THREAD_COUNTS
@@ -430,7 +381,7 @@ def report(
     }
     server_us = table("server_cpu_per_call", 1e6)
     extra_server_us = {
-        _key(t): _round(server_us[GRPCSEC_MTLS][_key(t)] - server_us[PLAIN_MTLS][_key(t)], 1)
+        _key(t): rounded(server_us[GRPCSEC_MTLS][_key(t)] - server_us[PLAIN_MTLS][_key(t)], 1)
         for t in THREAD_COUNTS
     }
     difference = (
@@ -477,8 +428,8 @@ def report(
             "the worse thread count",
             "certificates": "ECDSA P-256 CA, server leaf and client leaf (SPIFFE ID + DNS SAN)",
             "cpus": os.cpu_count(),
-            "load_average_1min_at_end": _round(os.getloadavg()[0], 2),
-            "elapsed_seconds": _round(elapsed, 1),
+            "load_average_1min_at_end": rounded(os.getloadavg()[0], 2),
+            "elapsed_seconds": rounded(elapsed, 1),
         },
         "grpcio": grpc.__version__,
         "python": platform.python_version(),
@@ -528,8 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         params = dataclasses.replace(params, max_calls=args.calls)
     if params.rounds < 1 or params.max_calls < max(THREAD_COUNTS) or params.seconds <= 0:
         parser.error(f"--rounds must be >= 1, --calls >= {max(THREAD_COUNTS)}, --seconds > 0")
-    json.dump(run(params), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print_json(run(params))
     return 0
 
 
