@@ -252,13 +252,16 @@ def test_a_server_ca_rollover_seen_from_the_client(
             assert channel.last_failure is not None
             assert channel.last_failure.kind is FailureKind.TRUST_DROPPED
 
+            # The channel's own watcher may get there first (UNCHANGED then); what counts is
+            # the material in service afterwards.
+            swapped = {ReloadOutcome.LOADED, ReloadOutcome.UNCHANGED}
             certs.write(ca=bundle(a, b))
-            assert channel.reload() is ReloadOutcome.LOADED
+            assert channel.reload() in swapped
             server_source.set(server_leaf(b), trust=bundle(a, b))
-            assert tls.reload() is ReloadOutcome.LOADED
+            assert tls.reload() in swapped
             rotated = client_leaf(b, "client-b")  # a new channel, so a new handshake with B
             certs.write(rotated)
-            assert channel.reload() is ReloadOutcome.LOADED
+            assert channel.reload() in swapped
             assert who(channel) == serial_of(rotated)
         # Negative control: a client that trusts only A cannot reach the B server.
         error = refused(server.target, channel_credentials(bundle(a), client_leaf(a)))
