@@ -28,14 +28,19 @@ from grpcsec.pki import utcnow
 from grpcsec.rotation.channel import channel_checker
 from grpcsec.rotation.checks import ChannelMaterial
 from grpcsec.rotation.sources import CertificateSource, FileSource
-from grpcsec.rotation.watcher import ReloadFailure, ReloadOutcome, RotationStatus, Watcher
+from grpcsec.rotation.watcher import (
+    ReloadOutcome,
+    RotationStatus,
+    Watcher,
+    WatcherCounters,
+)
 
 __all__ = ["AioReloadingChannel"]
 
 log = logging.getLogger("grpcsec.rotation")
 
 
-class AioReloadingChannel(grpc.aio.Channel):  # type: ignore[misc]  # grpc is untyped
+class AioReloadingChannel(WatcherCounters, grpc.aio.Channel):  # type: ignore[misc]  # grpc is untyped
     """A ``grpc.aio.Channel`` to ``target`` whose TLS material follows ``source``.
 
     Construction (inside a running loop) checks the material, raises :class:`RotationError`
@@ -229,26 +234,6 @@ class AioReloadingChannel(grpc.aio.Channel):  # type: ignore[misc]  # grpc is un
     def open_channels(self) -> int:
         """The current channel plus the ones still draining."""
         return (0 if self._closed else 1) + len(self._closing)
-
-    @property
-    def reload_successes(self) -> int:
-        """Swaps after the first channel."""
-        return self._watcher.reload_successes
-
-    @property
-    def reload_failures(self) -> int:
-        """Refused reloads."""
-        return self._watcher.reload_failures
-
-    @property
-    def last_error(self) -> RotationError | None:
-        """Why the latest reload was refused; ``None`` while the latest reload succeeded."""
-        return self._watcher.last_error
-
-    @property
-    def last_failure(self) -> ReloadFailure | None:
-        """The latest refusal with its kind."""
-        return self._watcher.last_failure
 
     def status(self) -> RotationStatus:
         """A snapshot for status endpoints and metrics."""

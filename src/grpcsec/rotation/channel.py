@@ -31,13 +31,18 @@ from typing import Any
 
 import grpc
 
-from grpcsec.errors import ConfigurationError, RotationError
+from grpcsec.errors import ConfigurationError
 from grpcsec.material import StrPath
 from grpcsec.pki import utcnow
 from grpcsec.rotation.checks import ChannelMaterial, check_channel_material
 from grpcsec.rotation.sources import CertificateSource, FileSource, RawMaterial
 from grpcsec.rotation.trust import check_trust_change
-from grpcsec.rotation.watcher import ReloadFailure, ReloadOutcome, RotationStatus, Watcher
+from grpcsec.rotation.watcher import (
+    ReloadOutcome,
+    RotationStatus,
+    Watcher,
+    WatcherCounters,
+)
 
 __all__ = ["ReloadingChannel", "channel_checker"]
 
@@ -81,7 +86,7 @@ class _Generation:
     callables: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
-class ReloadingChannel(grpc.Channel):  # type: ignore[misc]  # grpc is untyped
+class ReloadingChannel(WatcherCounters, grpc.Channel):  # type: ignore[misc]  # grpc is untyped
     """A ``grpc.Channel`` to ``target`` whose TLS material follows ``source``.
 
     ``source`` yields the client certificate and key (optional: TLS without a client
@@ -300,26 +305,6 @@ class ReloadingChannel(grpc.Channel):  # type: ignore[misc]  # grpc is untyped
         """The current channel plus retired ones still draining."""
         with self._lock:
             return (0 if self._closed else 1) + len(self._retired)
-
-    @property
-    def reload_successes(self) -> int:
-        """Swaps after the first channel."""
-        return self._watcher.reload_successes
-
-    @property
-    def reload_failures(self) -> int:
-        """Refused reloads."""
-        return self._watcher.reload_failures
-
-    @property
-    def last_error(self) -> RotationError | None:
-        """Why the latest reload was refused; ``None`` while the latest reload succeeded."""
-        return self._watcher.last_error
-
-    @property
-    def last_failure(self) -> ReloadFailure | None:
-        """The latest refusal with its kind."""
-        return self._watcher.last_failure
 
     def status(self) -> RotationStatus:
         """A snapshot for status endpoints and metrics."""

@@ -37,7 +37,12 @@ from grpcsec.pki import utcnow
 from grpcsec.rotation.checks import ServerMaterial, check_server_material
 from grpcsec.rotation.sources import CertificateSource, FileSource, RawMaterial
 from grpcsec.rotation.trust import ClientIssuerLog, check_trust_change
-from grpcsec.rotation.watcher import ReloadFailure, ReloadOutcome, RotationStatus, Watcher
+from grpcsec.rotation.watcher import (
+    ReloadOutcome,
+    RotationStatus,
+    Watcher,
+    WatcherCounters,
+)
 
 __all__ = ["ReloadingServerTLS"]
 
@@ -48,7 +53,7 @@ class _Served(NamedTuple):
     material: ServerMaterial
 
 
-class ReloadingServerTLS:
+class ReloadingServerTLS(WatcherCounters):
     """Server TLS (mTLS when the source has a client-CA bundle) that follows its source.
 
     Construction reads and checks the source and raises :class:`RotationError` when the
@@ -269,31 +274,6 @@ class ReloadingServerTLS:
     def not_after(self) -> dt.datetime:
         """When the served certificate expires (aware UTC)."""
         return self.material.leaf.not_valid_after_utc
-
-    @property
-    def reload_successes(self) -> int:
-        """Swaps after the first load."""
-        return self._watcher.reload_successes
-
-    @property
-    def reload_failures(self) -> int:
-        """Refused reloads (each distinct problem counted once; explicit reloads always)."""
-        return self._watcher.reload_failures
-
-    @property
-    def last_success_time(self) -> dt.datetime | None:
-        """When the material in service was loaded."""
-        return self._watcher.last_success_time
-
-    @property
-    def last_error(self) -> RotationError | None:
-        """Why the latest reload was refused; ``None`` while the latest reload succeeded."""
-        return self._watcher.last_error
-
-    @property
-    def last_failure(self) -> ReloadFailure | None:
-        """The latest refusal with its :class:`~grpcsec.rotation.checks.FailureKind`."""
-        return self._watcher.last_failure
 
     @property
     def watching(self) -> bool:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cryptography import x509
 
@@ -37,7 +37,7 @@ from grpcsec.pki import CertificateInfo, utcnow
 from grpcsec.rotation.checks import FailureKind, classify
 from grpcsec.rotation.sources import CertificateSource, RawMaterial
 
-__all__ = ["ReloadFailure", "ReloadOutcome", "RotationStatus", "Watcher"]
+__all__ = ["ReloadFailure", "ReloadOutcome", "RotationStatus", "Watcher", "WatcherCounters"]
 
 log = logging.getLogger("grpcsec.rotation")
 
@@ -429,3 +429,35 @@ class Watcher(Generic[T]):
                     self._after_poll()
                 except Exception:
                     log.exception("%s watcher: housekeeping failed", self.what)
+
+
+class WatcherCounters:
+    """The reload counters every rotating object exposes, read from its ``_watcher``
+    (shared by the server credentials and both reloading channels)."""
+
+    _watcher: Watcher[Any]
+
+    @property
+    def reload_successes(self) -> int:
+        """Swaps after the first load."""
+        return self._watcher.reload_successes
+
+    @property
+    def reload_failures(self) -> int:
+        """Refused reloads (each distinct problem counted once; explicit reloads always)."""
+        return self._watcher.reload_failures
+
+    @property
+    def last_success_time(self) -> dt.datetime | None:
+        """When the material in service was loaded."""
+        return self._watcher.last_success_time
+
+    @property
+    def last_error(self) -> RotationError | None:
+        """Why the latest reload was refused; ``None`` while the latest reload succeeded."""
+        return self._watcher.last_error
+
+    @property
+    def last_failure(self) -> ReloadFailure | None:
+        """The latest refusal with its :class:`~grpcsec.rotation.checks.FailureKind`."""
+        return self._watcher.last_failure
