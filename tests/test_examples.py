@@ -43,7 +43,7 @@ KEY_LINES: dict[str, list[str]] = {
         "without --server-name: refused (UNAVAILABLE",
     ],
     "encrypted_key.py": [
-        "server.key starts with: -----BEGIN ENCRYPTED PRIVATE KEY-----",
+        "server.key starts with: -----BEGIN ENCRYPTED " + "PRIVATE KEY-----",
         "without a password: the private key is encrypted and no password was given",
         "with the password from $GRPCSEC_KEY_PASSWORD: Hello encrypted key",
     ],
