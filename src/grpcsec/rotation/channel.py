@@ -198,6 +198,8 @@ class ReloadingChannel(WatcherCounters, grpc.Channel):  # type: ignore[misc]  # 
                 else:
                     keep.append(generation)
             self._retired = keep
+            # counted with the removal, so open_channels and channels_closed always agree
+            self.channels_closed += len(to_close)
         for generation, cancelled in to_close:
             if cancelled:
                 log.warning(
@@ -208,7 +210,6 @@ class ReloadingChannel(WatcherCounters, grpc.Channel):  # type: ignore[misc]  # 
                     self._drain_timeout,
                 )
             generation.channel.close()
-            self.channels_closed += 1
 
     def _enter(self) -> _Generation:
         with self._lock:
