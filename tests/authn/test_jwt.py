@@ -116,8 +116,8 @@ def test_expiry_is_required_unless_disabled(keys: Keys, mint: Minter) -> None:
 
 
 def test_non_numeric_times_are_invalid(verifier: JWTVerifier, mint: Minter) -> None:
-    assert reason(verifier, mint(now=NOW, claims={"exp": "tomorrow"})) == "invalid_claim"
-    assert reason(verifier, mint(now=NOW, claims={"nbf": True})) == "invalid_claim"
+    assert reason(verifier, mint(now=NOW, claims={"exp": "tomorrow"})) == "invalid_numeric_date"
+    assert reason(verifier, mint(now=NOW, claims={"nbf": True})) == "invalid_numeric_date"
 
 
 # -- who -------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ parameter:
   key); the key is chosen by ``kid`` (a token without one is accepted only when exactly one key
   fits its algorithm);
 * ``exp`` (required unless ``require_expiry=False``), ``nbf`` and ``iat`` with ``leeway``
-  seconds of clock skew; ``iss`` against ``issuer`` when given; ``aud`` against ``audience``
+  seconds of clock skew, each a whole number of seconds from 1970 to 9999 (NaN, Infinity,
+  fractions, booleans and strings are refused: :mod:`grpcsec.authn.numeric`); ``iss``
+  against ``issuer`` when given; ``aud`` against ``audience``
   (always required: a verifier that accepts any audience accepts tokens minted for other
   services); ``required_claims`` present;
 * at most ``max_token_bytes`` (default 8 KiB), checked before anything is decoded.
@@ -31,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -59,6 +60,7 @@ from grpcsec.authn.jwks import (
     VerificationKey,
 )
 from grpcsec.authn.methods import MethodRules, MethodSet
+from grpcsec.authn.numeric import is_finite_json, load_claims, numeric_date
 from grpcsec.errors import AuthenticationError, ConfigurationError
 
 __all__ = [
@@ -105,7 +107,7 @@ REASONS = (
     "invalid_issuer",
     "invalid_audience",
     "missing_claim",
-    "invalid_claim",
+    "invalid_numeric_date",
 )
 """Stable ``AuthenticationError.reason`` values of token checks (``--json``, counters)."""
 
@@ -134,10 +136,13 @@ def _fail(message: str, reason: str) -> AuthenticationError:
 
 
 def _freeze(value: Any) -> Any:  # noqa: ANN401 (JSON values)
+    """Read-only JSON values; :class:`ValueError` for a number JSON cannot carry (NaN, inf)."""
     if isinstance(value, dict):
         return MappingProxyType({key: _freeze(item) for key, item in value.items()})
     if isinstance(value, list):
         return tuple(_freeze(item) for item in value)
+    if not is_finite_json(value):
+        raise ValueError(f"{value!r} is not a JSON number")
     return value
 
 
@@ -254,10 +259,10 @@ class TokenReport:
         """A JSON-ready dict."""
 
         def relative(claim: str) -> float | None:
-            value = (self.claims or {}).get(claim)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return round(float(value) - self.now, 3)
-            return None
+            try:
+                return round(numeric_date((self.claims or {}).get(claim)) - self.now, 3)
+            except ValueError:
+                return None
 
         return {
             "accepted": self.accepted,
@@ -415,7 +420,7 @@ class JWTVerifier:
         try:
             header = _freeze(self._jws.get_unverified_header(token))
             unverified = self._jws.decode_complete(token, options={"verify_signature": False})
-            decoded = json.loads(unverified["payload"])
+            decoded = load_claims(unverified["payload"])
             claims = _freeze(decoded) if isinstance(decoded, dict) else None
         except (PyJWTError, ValueError, RecursionError, TypeError):
             pass
@@ -599,16 +604,17 @@ class JWTVerifier:
     def _check_times(
         self, claims: Mapping[str, Any], name: str, now: float
     ) -> tuple[float | None, float | None, float | None]:
-        """``exp``, ``nbf`` and ``iat`` as numbers, checked against ``now`` with the leeway."""
+        """``exp``, ``nbf`` and ``iat`` as NumericDates, checked against ``now`` with the leeway."""
         times: dict[str, float | None] = {}
         for claim in ("exp", "nbf", "iat"):
             value = claims.get(claim)
             if value is None:
                 times[claim] = None
-            elif isinstance(value, int | float) and not isinstance(value, bool):
-                times[claim] = float(value)
-            else:
-                raise _fail(f"token {name}: {claim} is not a number", "invalid_claim")
+                continue
+            try:
+                times[claim] = float(numeric_date(value))
+            except ValueError as exc:
+                raise _fail(f"token {name}: {claim} {exc}", "invalid_numeric_date") from None
         exp, nbf, iat = times["exp"], times["nbf"], times["iat"]
         leeway = self.leeway
         if exp is None and self.require_expiry:
@@ -632,14 +638,17 @@ class JWTVerifier:
         now: float,
     ) -> VerifiedToken:
         try:
-            claims = json.loads(payload)
-            frozen = _freeze(claims)
-            frozen_header = _freeze(header)
+            claims = load_claims(payload)
         except (ValueError, RecursionError) as exc:
             raise _fail(f"token {name}: the payload is not JSON", "malformed_token") from exc
         if not isinstance(claims, dict):
             raise _fail(f"token {name}: the payload is not a JSON object", "malformed_token")
         exp, nbf, iat = self._check_times(claims, name, now)
+        try:
+            frozen = _freeze(claims)
+            frozen_header = _freeze(header)
+        except (ValueError, RecursionError) as exc:
+            raise _fail(f"token {name}: {exc} (not JSON)", "malformed_token") from exc
         if self.issuers:
             iss = claims.get("iss")
             if not isinstance(iss, str) or iss not in self.issuers:

@@ -26,6 +26,7 @@ from rich.markup import escape
 from grpcsec import pki
 from grpcsec.authn.jwks import JWKSUrl, key_source
 from grpcsec.authn.jwt import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTVerifier, TokenReport
+from grpcsec.authn.numeric import numeric_date
 from grpcsec.authn.tokens import (
     RESERVED_CLAIMS,
     SigningKey,
@@ -61,9 +62,12 @@ DEV_ONLY = "test token signed with a local key: for development and tests only"
 
 
 def _moment(seconds: object) -> str:
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+    if seconds is None:
         return "-"
-    when = dt.datetime.fromtimestamp(float(seconds), tz=dt.timezone.utc)
+    try:
+        when = dt.datetime.fromtimestamp(numeric_date(seconds), tz=dt.timezone.utc)
+    except ValueError:
+        return "invalid"
     return f"{when:%Y-%m-%d %H:%M:%SZ}"
 
 
