@@ -16,12 +16,16 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.utils import CryptographyDeprecationWarning
 
 from grpcsec.errors import MaterialError
 from grpcsec.pki.keys import PrivateKey, load_private_key
@@ -67,6 +71,45 @@ def read_file(path: str | Path, *, limit: int = 16 * 1024 * 1024) -> bytes:
     return data
 
 
+_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    InternalError,
+    CryptographyDeprecationWarning,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
+"""What cryptography raises for a certificate it can frame but not read (or only with a
+deprecation warning, e.g. a negative serial number)."""
+
+
+_X509 = TypeVar("_X509", x509.Certificate, x509.CertificateSigningRequest)
+
+
+def _parse_x509(load: Callable[[], _X509]) -> _X509:
+    """Run ``load`` and read every part cryptography parses lazily (names, serial number,
+    extensions, public key), so a malformed certificate or CSR fails here, once, as
+    ``ValueError`` (the callers' MaterialError), and not later in inspect, identity, signing or
+    a handshake check.
+
+    Found by the ``pem`` fuzz target. Not checked: whether the values make sense (that is
+    verification's job).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            value = load()
+            _ = value.subject, value.extensions
+            value.public_key()
+            if isinstance(value, x509.Certificate):
+                _ = value.serial_number, value.issuer
+    except _PARSE_ERRORS as exc:
+        raise ValueError(str(exc).split("\n", 1)[0][:120]) from exc
+    return value
+
+
 def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
     return [(m.group(1).decode("ascii"), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
 
@@ -94,7 +137,7 @@ def load_certificates(
                     path=source,
                 )
             try:
-                return [x509.load_der_x509_certificate(stripped)]
+                return [_parse_x509(lambda: x509.load_der_x509_certificate(stripped))]
             except ValueError as exc:
                 raise MaterialError(
                     "neither PEM nor a valid DER certificate (corrupt or truncated)", path=source
@@ -113,7 +156,9 @@ def load_certificates(
         if kind != "CERTIFICATE":
             raise MaterialError(f"block {index} is a {kind}, expected a CERTIFICATE", path=source)
         try:
-            certificates.append(x509.load_pem_x509_certificate(block))
+            certificates.append(
+                _parse_x509(lambda block=block: x509.load_pem_x509_certificate(block))  # type: ignore[misc]
+            )
         except ValueError as exc:
             raise MaterialError(
                 f"certificate {index} is corrupt (bad base64 or DER inside the PEM block)",
@@ -139,9 +184,9 @@ def load_csr(data: bytes, *, source: str | Path | None = None) -> x509.Certifica
     """Parse a PEM or DER certificate signing request and check its self-signature."""
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            csr = x509.load_pem_x509_csr(data.strip())
+            csr = _parse_x509(lambda: x509.load_pem_x509_csr(data.strip()))
         else:
-            csr = x509.load_der_x509_csr(data)
+            csr = _parse_x509(lambda: x509.load_der_x509_csr(data))
     except ValueError as exc:
         raise MaterialError("not a valid certificate signing request", path=source) from exc
     if not csr.is_signature_valid:

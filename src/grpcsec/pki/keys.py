@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from typing import TypeAlias
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -155,7 +155,7 @@ def load_private_key(
             raise PasswordError(
                 "the private key is encrypted and no password was given", path=source
             ) from exc
-    except ValueError as exc:
+    except (ValueError, InternalError) as exc:  # InternalError: OpenSSL refused the key bytes
         if encrypted:
             raise PasswordError(
                 "the password does not decrypt the private key", path=source
