@@ -179,6 +179,10 @@ def test_non_json_numbers_in_other_claims_are_malformed(keys: Keys) -> None:
         error = refusal(verifier, token)
         assert error.reason == "malformed_token", raw
         assert "not JSON" in error.message
+    header = PyJWS().encode(
+        payload(NOW), keys.ec, algorithm="ES256", headers={"kid": EC_KID, "x": float("nan")}
+    )
+    assert refusal(verifier, header).reason == "malformed_token"
     finite = verifier.verify(sign(keys, payload(NOW, level="1e300")), now=NOW)
     assert finite.claims["level"] == 1e300
 
