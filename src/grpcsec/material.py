@@ -71,8 +71,8 @@ _BEGIN_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 MAX_TRUST_CERTIFICATES = 1000
 """The most certificates a :class:`TrustBundle` may hold. grpc core loads root certificates in
-time that grows with the square of their number (``benchmarks/bundle_parse.py``: about 0.06 s
-for 1,000 and 9 s for 10,000 on one core), blocking the thread that creates the credentials, so
+time that grows with the square of their number (``benchmarks/bundle_parse.py``: about 0.08 s
+for 1,000 and 10 s for 10,000 on one core), blocking the thread that creates the credentials, so
 a larger bundle is refused at once, before anything is parsed. OS bundles hold about 150."""
 
 
