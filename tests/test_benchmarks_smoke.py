@@ -91,3 +91,19 @@ def test_resumption_quick() -> None:
         "shared_cache_two_trust_anchors",
     }
     assert result["grpcio"]
+
+
+def test_bundle_parse_quick() -> None:
+    result = run_quick("bundle_parse.py")
+    sizes = result["sizes"]
+    assert set(sizes) == {"10", "300", "1500"}
+    assert [sizes[s]["trust_bundle"] for s in ("10", "300", "1500")] == [
+        "accepted",
+        "accepted",
+        "refused",
+    ]
+    assert_positive(row["parse_seconds"] for row in sizes.values())
+    assert_positive(row["grpc_core_seconds"] for row in sizes.values())
+    assert_positive(result["per_certificate_us_ratio"].values())
+    assert result["max_trust_certificates"] == 1000
+    assert isinstance(result["meets_target"], bool)

@@ -27,6 +27,7 @@ from typing import TypeAlias
 from cryptography import x509
 
 from grpcsec.errors import ConfigurationError, KeyMismatchError, MaterialError
+from grpcsec.fileio import FileKind
 from grpcsec.pki import (
     CertificateAuthority,
     CertificateInfo,
@@ -42,6 +43,7 @@ from grpcsec.pki import (
 from grpcsec.pki.keys import key_type_of, public_keys_equal
 
 __all__ = [
+    "MAX_TRUST_CERTIFICATES",
     "SYSTEM_BUNDLE_PATHS",
     "KeyPair",
     "StrPath",
@@ -66,6 +68,22 @@ SYSTEM_BUNDLE_PATHS: tuple[Path, ...] = (
 )
 
 _BEGIN_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+
+MAX_TRUST_CERTIFICATES = 1000
+"""The most certificates a :class:`TrustBundle` may hold. grpc core loads root certificates in
+time that grows with the square of their number (``benchmarks/bundle_parse.py``: about 0.08 s
+for 1,000 and 10 s for 10,000 on one core), blocking the thread that creates the credentials, so
+a larger bundle is refused at once, before anything is parsed. OS bundles hold about 150."""
+
+
+def _check_trust_count(count: int, source: str | None) -> None:
+    if count > MAX_TRUST_CERTIFICATES:
+        raise MaterialError(
+            f"the trust bundle holds {count} certificates, more than the {MAX_TRUST_CERTIFICATES} "
+            "grpcsec accepts (grpc core loads large bundles very slowly); keep only the CAs "
+            "that issue your peers' certificates",
+            path=source,
+        )
 
 
 def _password_bytes(password: bytes | str | None) -> bytes | None:
@@ -170,7 +188,7 @@ class KeyPair:
         """A pair from a chain file (leaf first) and a key file; errors name the file."""
         return cls.from_pem(
             read_file(Path(cert)),
-            read_file(Path(key)),
+            read_file(Path(key), kind=FileKind.KEY),
             password=password,
             source=os.fspath(cert),
             key_source=os.fspath(key),
@@ -249,8 +267,9 @@ class TrustBundle:
 
     Never empty: grpcio would read ``b""`` as "use my bundled roots". Explicit bundles are parsed
     in full and refuse certificates marked ``CA:false`` (a leaf passed as the CA is a common
-    mix-up). System bundles are only counted, not parsed, because OS stores carry certificates
-    that strict parsers reject; grpcio skips those itself.
+    mix-up). At most :data:`MAX_TRUST_CERTIFICATES` anchors. System bundles are only counted,
+    not parsed, because OS stores carry certificates that strict parsers reject; grpcio skips
+    those itself.
 
     Not checked: expiry of the anchors, and whether they are the ones the peer chains to.
     """
@@ -265,10 +284,13 @@ class TrustBundle:
             raise MaterialError("the trust bundle has no PEM certificate", path=self.source)
         if self.count < 1:
             raise MaterialError("the trust bundle is empty", path=self.source)
+        _check_trust_count(self.count, self.source)
 
     @classmethod
     def from_pem(cls, data: bytes, *, source: str | None = None) -> TrustBundle:
-        """CA certificates from PEM bytes (DER is refused with a hint)."""
+        """CA certificates from PEM bytes (DER is refused with a hint; more than
+        :data:`MAX_TRUST_CERTIFICATES` certificates are refused before any is parsed)."""
+        _check_trust_count(data.count(_BEGIN_CERTIFICATE), source)
         certificates = load_certificates(data, source=source, allow_der=False)
         for index, certificate in enumerate(certificates, start=1):
             if _is_ca(certificate) is False:

@@ -5,6 +5,7 @@ caller opts in by name)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -40,6 +41,7 @@ from tests.authn.conftest import (
     wait_for,
 )
 from tests.conftest import TIMEOUT, Pki
+from tests.hostile import Hostile, bounded, put, replaced_by
 
 SECRET = "abc.def.ghi"
 
@@ -286,3 +288,22 @@ def test_call_with_its_own_authorization_metadata_is_refused(
         pytest.raises(ConfigurationError, match="already has authorization"),
     ):
         invoke(channel, UNARY, metadata=[("authorization", "Bearer x.y.z")])
+
+
+@pytest.mark.parametrize("hostile", list(Hostile), ids=lambda k: k.name)
+def test_token_file_replaced_by_a_fifo_device_or_loop_keeps_the_last_token(
+    tmp_path: Path, hostile: Hostile, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "token"
+    path.write_text("first.token.one\n")
+    source = TokenFile(path, poll_interval=0.0)
+    with caplog.at_level(logging.WARNING, logger="grpcsec.authn"), replaced_by(path, hostile):
+        for _ in range(3):
+            assert bounded(lambda: source.token(time.time()), release_path=path) == (
+                "first.token.one"
+            )
+    assert source.reload_failures == 1
+    assert [hostile.words in r.getMessage() for r in caplog.records] == [True]
+    put(path, b"second.token.two")
+    assert source.token(time.time()) == "second.token.two"
+    assert source.reloads == 1

@@ -48,6 +48,7 @@ from tests.authn.conftest import (
     wait_for,
 )
 from tests.conftest import Pki
+from tests.hostile import Hostile, bounded, put, replaced_by
 
 NOW = 1_900_000_000.0
 HOUR = dt.timedelta(hours=1)
@@ -309,3 +310,27 @@ def test_rotation_under_a_running_grpc_server(
         assert invoke(channel, UNARY, metadata=bearer(rotated))[0]["sub"] == "alice"
     assert guard.stats.snapshot()["unauthenticated"] == {"unknown_kid": 1}
     assert source.fetches == 3
+
+
+@pytest.mark.parametrize("hostile", list(Hostile), ids=lambda k: k.name)
+def test_jwks_file_replaced_by_a_fifo_device_or_loop_keeps_the_keys(
+    tmp_path: Path, keys: Keys, mint: Minter, hostile: Hostile
+) -> None:
+    """Verification never blocks on the hostile file: the old keys keep verifying, the refusal
+    is counted once, and the next good file is read at the next poll."""
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [jwk(keys.ec, EC_KID)]}))
+    source = JWKSFile(path, poll_interval=1.0, now=NOW)
+    verifier = JWTVerifier(source, audience=AUDIENCE)
+    old_token = mint(now=NOW)
+    with replaced_by(path, hostile) as words:
+        for tick in (2, 4):
+            bounded(lambda t=tick: verifier.verify(old_token, now=NOW + t), release_path=path)
+        assert words in str(source.status(NOW)["last_error"])
+        assert source.reload_failures == 1
+        assert source.status(NOW)["reload_failures"] == 1
+    put(path, json.dumps({"keys": [jwk(keys.foreign, "new")]}).encode())
+    verifier.verify(mint(key=keys.foreign, kid="new", now=NOW), now=NOW + 6)
+    assert source.reloads == 1
+    assert source.status(NOW)["last_error"] is None
+    assert refused(verifier, old_token, NOW + 7) == "unknown_kid"

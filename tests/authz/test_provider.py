@@ -28,6 +28,7 @@ from grpcsec.authz import (
 from grpcsec.errors import ConfigurationError, PolicyError
 from tests.authz.conftest import METHOD, STREAMING, Capture, outcome, request
 from tests.authz.test_conformance import GO_POLICIES
+from tests.hostile import Hostile, replaced_by
 
 # grpc-go's TestFileWatcher_ValidPolicyRefresh: A denies everything, B allows both methods.
 POLICY_A = json.dumps(GO_POLICIES["DeniesRPCMatchInDenyAndAllow"])
@@ -338,3 +339,27 @@ def test_authorizer_from_policy_is_static() -> None:
     authorizer = Authorizer.from_policy(POLICY_B)
     assert authorizer.engine.name == "authz"
     assert authorizer.evaluate(request(METHOD)).allowed
+
+
+@pytest.mark.parametrize("hostile", list(Hostile), ids=lambda k: k.name)
+def test_a_policy_replaced_by_a_fifo_device_or_loop_never_wedges_the_thread(
+    policy_file: Path, hostile: Hostile, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The polling thread refuses the hostile file without blocking (it keeps ticking), keeps
+    the policy in force, reports the problem once, and loads the next good file."""
+    with (
+        caplog.at_level(logging.WARNING, logger="grpcsec.authz"),
+        FileWatcherPolicyProvider(policy_file, interval=0.02) as provider,
+    ):
+        with replaced_by(policy_file, hostile) as words:
+            assert wait_until(lambda: provider.last_error is not None, timeout=5.0)
+            assert words in str(provider.last_error)
+            assert isinstance(provider.last_error, PolicyError)
+            checks = provider.status.checks
+            assert wait_until(lambda: provider.status.checks > checks + 3, timeout=5.0)
+            assert unary(provider) == ("deny", "deny_all")
+            assert provider.status.failures == 1
+            assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+        write(policy_file, POLICY_B)
+        assert wait_until(lambda: unary(provider) == ("allow", "allow_UnaryCall"), timeout=5.0)
+        assert provider.last_error is None

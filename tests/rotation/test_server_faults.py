@@ -23,6 +23,7 @@ import pytest
 
 from grpcsec.pki import IssuedCertificate, Validity, utcnow
 from grpcsec.rotation import FailureKind, ReloadingServerTLS
+from tests.hostile import Hostile, replaced_by
 from tests.rotation.conftest import (
     CertDir,
     Layout,
@@ -274,3 +275,19 @@ def test_a_client_ca_bundle_without_the_ca_of_current_clients_is_refused(
         intruder = client_leaf(other, "intruder")
         error = refused(r.server.target, channel_credentials(bundle(a, b, other), intruder))
         assert error.code() is grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("hostile", list(Hostile), ids=lambda k: k.name)
+def test_a_certificate_replaced_by_a_fifo_device_or_loop_is_refused_and_the_next_good_one_loads(
+    hostile: Hostile, rig: Callable[..., Any], rot_pki: RotPki
+) -> None:
+    """The watcher thread never blocks on the hostile file: the refusal is logged and counted,
+    the old certificate keeps serving every call, and a good file renamed over it loads."""
+    with rig() as r:
+        with replaced_by(r.certs.cert, hostile) as words:
+            r.expect_refused(FailureKind.INVALID, str(r.certs.cert), words)
+            assert r.tls.status().watching
+        good = server_leaf(rot_pki.ca)
+        r.certs.write(good)
+        r.expect_loaded(good)
+        assert r.tls.reload_successes == 1

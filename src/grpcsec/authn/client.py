@@ -38,7 +38,7 @@ import grpc
 
 from grpcsec.credentials import ChannelTLS
 from grpcsec.errors import AuthenticationError, ConfigurationError, MaterialError
-from grpcsec.pki import read_file
+from grpcsec.fileio import FileKind, WatchedFile, WatchedFileCounters
 from grpcsec.target import Target
 
 __all__ = [
@@ -62,7 +62,7 @@ log = logging.getLogger("grpcsec.authn")
 Grpc: TypeAlias = Any
 """A grpcio object (context, call details, continuation, message): grpcio ships no types."""
 
-MAX_TOKEN_FILE_BYTES = 64 * 1024
+MAX_TOKEN_FILE_BYTES = FileKind.TOKEN.max_bytes
 _TOKEN_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
 )  # RFC 6750 b64token
@@ -125,18 +125,12 @@ class StaticToken:
         return f"StaticToken({_mask(self._token)})"
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-
-
-class TokenFile:
+class TokenFile(WatchedFileCounters):
     """A token read from a file at construction (errors raise :class:`MaterialError`) and
-    re-read when the file changes, checked at most every ``poll_interval`` seconds. If a new
-    version cannot be read, the last good token stays (and a warning is logged once)."""
+    re-read when the file changes (:class:`~grpcsec.fileio.WatchedFile`), checked at most every
+    ``poll_interval`` seconds. If a new version cannot be read (a FIFO, a device, a symlink
+    loop, not a token), the last good token stays, a warning is logged once and
+    ``reload_failures`` counts it; the next good version is read at the next check."""
 
     def __init__(self, path: str | os.PathLike[str], *, poll_interval: float = 1.0) -> None:
         if poll_interval < 0:
@@ -144,14 +138,12 @@ class TokenFile:
         self.path = Path(path)
         self.poll_interval = poll_interval
         self._lock = threading.Lock()
-        self._signature = _signature(self.path)
-        self._token = self._read()
+        self._file: WatchedFile[str] = WatchedFile(
+            self.path, kind=FileKind.TOKEN, parse=self._parse, what="token file", log=log
+        )
         self._checked_at = time.time()
-        self._failed = False
-        self.reloads = 0
 
-    def _read(self) -> str:
-        data = read_file(self.path, limit=MAX_TOKEN_FILE_BYTES)
+    def _parse(self, data: bytes) -> str:
         try:
             return _checked(data.decode("ascii"), "token file")
         except (UnicodeDecodeError, ConfigurationError) as exc:
@@ -163,28 +155,17 @@ class TokenFile:
         if now - self._checked_at >= self.poll_interval and self._lock.acquire(blocking=False):
             try:
                 self._checked_at = now
-                signature = _signature(self.path)
-                if signature is not None and signature != self._signature:
-                    try:
-                        self._token = self._read()
-                    except MaterialError as exc:
-                        if not self._failed:
-                            log.warning("token file not reloaded, keeping the last token: %s", exc)
-                        self._failed = True
-                    else:
-                        self._signature = signature
-                        self._failed = False
-                        self.reloads += 1
+                self._file.check()
             finally:
                 self._lock.release()
-        return self._token
+        return self._file.value
 
     def token_nowait(self, now: float) -> str:
         """Same as :meth:`token` (a ``stat`` and, rarely, a small read)."""
         return self.token(now)
 
     def __repr__(self) -> str:
-        return f"TokenFile({str(self.path)!r}, {_mask(self._token)})"
+        return f"TokenFile({str(self.path)!r}, {_mask(self._file.value)})"
 
 
 TokenAndExpiry = tuple[str, "dt.datetime | float"]

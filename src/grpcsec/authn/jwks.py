@@ -42,8 +42,8 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import InvalidKeyError, PyJWTError
 
 from grpcsec.errors import ConfigurationError, MaterialError
+from grpcsec.fileio import FileKind, WatchedFile, WatchedFileCounters
 from grpcsec.material import StrPath, TrustBundle, TrustSource, as_trust_bundle
-from grpcsec.pki import read_file
 
 __all__ = [
     "SUPPORTED_ALGORITHMS",
@@ -73,7 +73,7 @@ SUPPORTED_ALGORITHMS: frozenset[str] = (
 """Every JWS algorithm grpcsec can verify. ``none`` and ``HS*`` are never among them."""
 
 MIN_RSA_BITS = 2048
-MAX_JWKS_BYTES = 1024 * 1024
+MAX_JWKS_BYTES = FileKind.JWKS.max_bytes
 MAX_KEYS = 100
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -380,18 +380,11 @@ class StaticKeys:
         return f"StaticKeys({self._keys!r})"
 
 
-def _file_signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-
-
-class JWKSFile:
+class JWKSFile(WatchedFileCounters):
     """A JWKS file, read at construction (errors raise :class:`MaterialError`) and re-read when
-    its modification time, size or inode change, checked at most every ``poll_interval``
-    seconds. A new version that cannot be read or parsed is logged and the old keys stay."""
+    it changes (:class:`~grpcsec.fileio.WatchedFile`), checked at most every ``poll_interval``
+    seconds. A new version that cannot be read or parsed (a FIFO, a device, a symlink loop, bad
+    JSON) is logged once, counted in ``reload_failures``, and the old keys stay."""
 
     def __init__(self, path: StrPath, *, poll_interval: float = 5.0, now: float = 0.0) -> None:
         if poll_interval < 0:
@@ -399,40 +392,25 @@ class JWKSFile:
         self.path = Path(path)
         self.poll_interval = poll_interval
         self._lock = threading.Lock()
-        self._signature = _file_signature(self.path)
-        self._keys = KeySet.from_jwks(read_file(self.path, limit=MAX_JWKS_BYTES), source=str(path))
+        self._file: WatchedFile[KeySet] = WatchedFile(
+            self.path,
+            kind=FileKind.JWKS,
+            parse=lambda data: KeySet.from_jwks(data, source=str(path)),
+            what=f"JWKS file {self.path}",
+            log=log,
+        )
         self._checked_at = now
-        self._last_error: str | None = None
-        self.reloads = 0
 
     def current(self, now: float) -> KeySet:
         """The keys, re-read first when the file changed (at most every ``poll_interval``)."""
         if now - self._checked_at >= self.poll_interval and self._lock.acquire(blocking=False):
             try:
                 self._checked_at = now
-                self._reload_if_changed()
+                if self._file.check():
+                    log.info("JWKS file %s reloaded: kids %s", self.path, self._file.value.kids())
             finally:
                 self._lock.release()
-        return self._keys
-
-    def _reload_if_changed(self) -> None:
-        signature = _file_signature(self.path)
-        if signature is None or signature == self._signature:
-            return
-        try:
-            keys = KeySet.from_jwks(
-                read_file(self.path, limit=MAX_JWKS_BYTES), source=str(self.path)
-            )
-        except MaterialError as exc:
-            if self._last_error != exc.message:
-                log.warning("JWKS file %s not reloaded, keeping the old keys: %s", self.path, exc)
-            self._last_error = exc.message
-            return
-        self._signature = signature
-        self._keys = keys
-        self._last_error = None
-        self.reloads += 1
-        log.info("JWKS file %s reloaded: kids %s", self.path, keys.kids())
+        return self._file.value
 
     def refresh_wanted(self, now: float, *, unknown_kid: bool) -> bool:
         """Never: the file is checked by :meth:`current`."""
@@ -444,12 +422,14 @@ class JWKSFile:
 
     def status(self, now: float) -> dict[str, Any]:
         """Source, kids and the last reload error."""
+        keys = self._file.value
         return {
             "source": str(self.path),
-            "kids": self._keys.kids(),
-            "keys": len(self._keys),
-            "skipped": list(self._keys.skipped),
-            "last_error": self._last_error,
+            "kids": keys.kids(),
+            "keys": len(keys),
+            "skipped": list(keys.skipped),
+            "last_error": self._file.last_error,
+            "reload_failures": self._file.failures,
         }
 
     def __repr__(self) -> str:

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from grpcsec.authn.jwks import PublicKey, VerificationKey, jwk_thumbprint
 from grpcsec.errors import ConfigurationError, MaterialError
-from grpcsec.pki import load_private_key, read_file
+from grpcsec.fileio import FileKind, read_file
+from grpcsec.pki import load_private_key
 
 __all__ = [
     "RESERVED_CLAIMS",
@@ -119,7 +120,7 @@ def public_jwks(keys: Iterable[tuple[SigningKey | PublicKey, str | None]]) -> di
 def load_public_key(path: str | Path, *, password: bytes | None = None) -> PublicKey:
     """The public key in a PEM file: a public key, a certificate (its key) or a private key
     (its public half; decrypted with ``password`` when encrypted)."""
-    data = read_file(path)
+    data = read_file(path, kind=FileKind.KEY)
     head = data.lstrip()[:64]
     if not head.startswith(b"-----BEGIN "):
         raise MaterialError("expected a PEM public key, certificate or private key", path=path)

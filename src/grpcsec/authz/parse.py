@@ -43,13 +43,15 @@ from grpcsec.authz.model import (
     Rule,
 )
 from grpcsec.authz.patterns import Pattern, PatternKind
-from grpcsec.errors import PolicyError
+from grpcsec.errors import MaterialError, PolicyError
+from grpcsec.fileio import FileKind, read_file
 
 __all__ = [
     "HOP_BY_HOP_HEADERS",
     "error_reason",
     "load_policy",
     "parse_policy",
+    "read_policy_file",
     "unsupported_header_reason",
 ]
 
@@ -502,6 +504,16 @@ def _policy(
     )
 
 
+def read_policy_file(path: str | Path) -> bytes:
+    """The bytes of a policy file, read as :func:`grpcsec.fileio.read_file` reads (regular files
+    only, without blocking, at most :attr:`FileKind.POLICY` bytes); any problem is a
+    :class:`PolicyError` naming the file."""
+    try:
+        return read_file(path, kind=FileKind.POLICY)
+    except MaterialError as exc:
+        raise PolicyError(f"cannot read the policy: {exc.message}", path=path) from exc
+
+
 def load_policy(
     path: str | Path,
     *,
@@ -509,8 +521,5 @@ def load_policy(
     extensions: bool = True,
 ) -> Policy:
     """Read and parse a policy file; an unreadable file is a :class:`PolicyError` too."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise PolicyError(f"cannot read the policy: {exc.strerror or exc}", path=path) from exc
+    data = read_policy_file(path)
     return parse_policy(data, registry=registry, extensions=extensions, path=path)

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from grpcsec.authz.audit import AuditLoggerRegistry
 from grpcsec.authz.engine import Engine
 from grpcsec.authz.model import Policy
-from grpcsec.authz.parse import parse_policy
+from grpcsec.authz.parse import parse_policy, read_policy_file
 from grpcsec.errors import ConfigurationError, GrpcsecError, PolicyError
 
 __all__ = [
@@ -175,12 +175,7 @@ class FileWatcherPolicyProvider:
         self._read_error: str | None = None
         self._seen_error: PolicyError | None = None
         self._last_error: PolicyError | None = None
-        try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            raise PolicyError(
-                f"cannot read the policy: {exc.strerror or exc}", path=self.path
-            ) from exc
+        data = read_policy_file(self.path)
         self._seen = data
         self._engine = self._compile(data)
         self._loads = 1
@@ -224,13 +219,12 @@ class FileWatcherPolicyProvider:
         with self._lock:
             self._checks += 1
             try:
-                data = self.path.read_bytes()
-            except OSError as exc:
-                reason = f"cannot read the policy: {exc.strerror or exc}"
-                if reason == self._read_error:
+                data = read_policy_file(self.path)
+            except PolicyError as exc:
+                if exc.message == self._read_error:
                     return ReloadResult.UNCHANGED
-                self._read_error = reason
-                return self._fail(PolicyError(reason, path=self.path))
+                self._read_error = exc.message
+                return self._fail(exc)
             self._read_error = None
             if data == self._seen:
                 self._last_error = self._seen_error

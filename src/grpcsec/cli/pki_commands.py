@@ -33,6 +33,7 @@ from grpcsec.cli._common import (
     stderr,
 )
 from grpcsec.errors import ConfigurationError, IssuanceError, PasswordError
+from grpcsec.fileio import FileKind, read_file
 from grpcsec.pki import (
     CertificateAuthority,
     KeyType,
@@ -644,7 +645,7 @@ def sign_command(
     """
     now = pki.utcnow()
     with errors_to_exit():
-        csr = pki.load_csr(pki.read_file(csr_file), source=csr_file)
+        csr = pki.load_csr(read_file(csr_file, kind=FileKind.CSR), source=csr_file)
         names = SubjectAltNames.from_identities(hosts) if hosts else None
         window = Validity.lasting(_lifetime(valid, "--valid"), now=now)
         ca = load_ca(ca_dir)

@@ -2,14 +2,17 @@
 
 Prints ``listening on HOST:PORT (mode)`` once the port is bound (port 0 picks a free one), logs
 each caller's identity on stderr, and stops gracefully on SIGINT or SIGTERM (in-flight calls get
-five seconds). Plaintext only with ``--insecure``.
+five seconds). A SIGINT or SIGTERM before ``listening on`` (a large bundle still being parsed, a
+slow JWKS) stops start-up at once with one line on stderr (:mod:`grpcsec.cli._startup`).
+Plaintext only with ``--insecure``.
 
 Certificate files are watched (``--reload-interval``, SIGHUP for now) and rotated without a
 restart through :class:`~grpcsec.rotation.ReloadingServerTLS`; connections are closed after
 ``--max-connection-age`` so long-lived clients re-handshake with the new certificate.
 
 Exit codes: 0 after a clean shutdown, 2 for bad usage or input (unreadable or mismatched
-certificate files, an address that cannot be bound).
+certificate files, an address that cannot be bound), 130 or 143 when SIGINT or SIGTERM arrived
+before the server was listening.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from grpcsec.authz import Authorizer, Decision
 from grpcsec.authz.check import AuthorizeCheck
 from grpcsec.cli import app
 from grpcsec.cli._common import errors_to_exit, load_identity
+from grpcsec.cli._startup import STOP_SIGNALS, stop_during_startup
 from grpcsec.credentials import ServerTLS
 from grpcsec.demo.service import DEFAULT_SERVER_OPTIONS, ServeConfig, start_aio, start_sync
 from grpcsec.errors import ConfigurationError, PasswordError
@@ -180,18 +184,17 @@ def _reloading(config: ServeConfig) -> ReloadingServerTLS | None:
 def _serve_sync(config: ServeConfig) -> None:
     stop = threading.Event()
     rotation = _reloading(config)
-    handlers: dict[signal.Signals, Any] = {
-        signal.SIGINT: lambda *_: stop.set(),
-        signal.SIGTERM: lambda *_: stop.set(),
-    }
+    previous: dict[signal.Signals, Any] = {}
     if rotation is not None:
-        handlers[signal.SIGHUP] = lambda *_: rotation.request_reload()
-    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: rotation.request_reload())
     try:
         if rotation is not None:
             rotation.start()
         with errors_to_exit():
             running = start_sync(config)
+        # Listening: from now on a stop request drains in-flight calls (before, it ends start-up).
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
         _announce(running.address, config.mode)
         while not stop.wait(0.5):
             pass
@@ -208,9 +211,7 @@ async def _serve_aio(config: ServeConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     rotation = _reloading(config)
-    signals = [signal.SIGINT, signal.SIGTERM]
-    for sig in signals:
-        loop.add_signal_handler(sig, stop.set)
+    signals: list[signal.Signals] = []
     if rotation is not None:
         loop.add_signal_handler(signal.SIGHUP, rotation.request_reload)
         signals.append(signal.SIGHUP)
@@ -218,6 +219,9 @@ async def _serve_aio(config: ServeConfig) -> None:
     try:
         with errors_to_exit():
             running = await start_aio(config)
+        for sig in STOP_SIGNALS:  # listening: a stop request now drains in-flight calls
+            loop.add_signal_handler(sig, stop.set)
+            signals.append(sig)
         _announce(running.address, config.mode + ", asyncio")
         await stop.wait()
         log.info("shutting down")
@@ -323,38 +327,39 @@ def serve(
     Rotated certificate files (cert-manager, SPIRE, Vault agent, grpcsec renew) are picked up
     without a restart; invalid new files are refused and the last good ones keep serving.
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    with errors_to_exit():
-        interval = None if no_reload else parse_duration(reload_interval).total_seconds()
-        age = 0.0 if max_connection_age.strip() == "0" else parse_duration(max_connection_age)
-        config = _config(
-            listen,
-            cert,
-            key,
-            client_ca,
-            insecure=insecure,
-            reload_interval=interval,
-            max_connection_age=age if isinstance(age, float) else age.total_seconds(),
+    with stop_during_startup("serve"):  # until the graceful handlers take over
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-        access = _Access(
-            authn=AuthnOptions(
-                jwks=jwks,
-                jwks_ca=jwks_ca,
-                issuers=tuple(issuer or ()),
-                audiences=tuple(audience or ()),
-                required_scopes=tuple(require_scope or ()),
-                allow_spiffe_ids=tuple(allow_spiffe_id or ()),
-                allow_trust_domains=tuple(allow_trust_domain or ()),
-                allow_common_names=tuple(allow_cn or ()),
-                allow_any_client=allow_any_client,
-            ),
-            policy=policy,
-            policy_reload=interval or 1.0,
-        )
-    with _extras(config, access, metrics_listen, aio=aio) as secured:
-        if aio:
-            asyncio.run(_serve_aio(secured))
-        else:
-            _serve_sync(secured)
+        with errors_to_exit():
+            interval = None if no_reload else parse_duration(reload_interval).total_seconds()
+            age = 0.0 if max_connection_age.strip() == "0" else parse_duration(max_connection_age)
+            config = _config(
+                listen,
+                cert,
+                key,
+                client_ca,
+                insecure=insecure,
+                reload_interval=interval,
+                max_connection_age=age if isinstance(age, float) else age.total_seconds(),
+            )
+            access = _Access(
+                authn=AuthnOptions(
+                    jwks=jwks,
+                    jwks_ca=jwks_ca,
+                    issuers=tuple(issuer or ()),
+                    audiences=tuple(audience or ()),
+                    required_scopes=tuple(require_scope or ()),
+                    allow_spiffe_ids=tuple(allow_spiffe_id or ()),
+                    allow_trust_domains=tuple(allow_trust_domain or ()),
+                    allow_common_names=tuple(allow_cn or ()),
+                    allow_any_client=allow_any_client,
+                ),
+                policy=policy,
+                policy_reload=interval or 1.0,
+            )
+        with _extras(config, access, metrics_listen, aio=aio) as secured:
+            if aio:
+                asyncio.run(_serve_aio(secured))
+            else:
+                _serve_sync(secured)

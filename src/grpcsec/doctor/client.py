@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography import x509
 
 from grpcsec.doctor.probe import ClientFiles
+from grpcsec.fileio import FileKind
 from grpcsec.material import StrPath
 from grpcsec.pki import (
     PrivateKey,
@@ -45,7 +46,8 @@ class ClientMaterial:
         encrypted key without the right password."""
         cert_path, key_path = os.fspath(cert), os.fspath(key)
         chain = load_certificates(read_file(Path(cert_path)), source=cert_path, allow_der=False)
-        private = load_private_key(read_file(Path(key_path)), password=password, source=key_path)
+        key_pem = read_file(Path(key_path), kind=FileKind.KEY)
+        private = load_private_key(key_pem, password=password, source=key_path)
         return cls(
             cert_path=cert_path,
             key_path=key_path,

@@ -32,6 +32,7 @@ from grpcsec.doctor.chain import (
 )
 from grpcsec.doctor.report import Check, DoctorReport
 from grpcsec.doctor.roots import explicit_roots
+from grpcsec.fileio import FileKind
 from grpcsec.material import StrPath
 from grpcsec.pki import (
     CertificateInfo,
@@ -256,7 +257,7 @@ def lint(request: LintRequest, *, now: dt.datetime) -> DoctorReport:
     cert_path, key_path = os.fspath(request.cert), os.fspath(request.key)
     chain = load_certificates(read_file(Path(cert_path)), source=cert_path, allow_der=False)
     key = load_private_key(
-        read_file(Path(key_path)), password=request.key_password, source=key_path
+        read_file(Path(key_path), kind=FileKind.KEY), password=request.key_password, source=key_path
     )
     anchors = None if request.ca is None else explicit_roots(request.ca).certificates
     files = _Files(request=request, chain=tuple(chain), key=key, anchors=anchors)

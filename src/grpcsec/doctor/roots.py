@@ -20,8 +20,9 @@ from pathlib import Path
 
 from cryptography import x509
 
+from grpcsec.errors import MaterialError
 from grpcsec.material import SYSTEM_BUNDLE_PATHS, StrPath, TrustBundle
-from grpcsec.pki import load_certificates
+from grpcsec.pki import load_certificates, read_file
 
 __all__ = ["Roots", "default_grpc_roots", "explicit_roots", "grpcio_bundled_roots_path"]
 
@@ -67,8 +68,8 @@ def explicit_roots(path: StrPath) -> Roots:
 
 def _lenient(path: Path) -> tuple[x509.Certificate, ...]:
     try:
-        data = path.read_bytes()
-    except OSError:
+        data = read_file(path)
+    except MaterialError:  # missing, not a regular file, too large: no roots, as grpc core
         return ()
     found: list[x509.Certificate] = []
     with warnings.catch_warnings():

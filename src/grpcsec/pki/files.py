@@ -1,8 +1,10 @@
 """Reading certificate material and writing it atomically with safe permissions.
 
-Reading turns every way a file can be wrong (missing, a directory, unreadable, empty, garbage,
-truncated PEM, DER where PEM is needed, a key where a certificate belongs) into one
-:class:`MaterialError` that names the file and the problem.
+Reading turns every way a file can be wrong (missing, not a regular file, unreadable, too large,
+empty, garbage, truncated PEM, DER where PEM is needed, a key where a certificate belongs) into
+one :class:`MaterialError` that names the file and the problem. Files are read with
+:func:`grpcsec.fileio.read_file` (non-blocking, regular files only, capped per kind), re-exported
+here.
 
 Writing never leaves a partial file: each file is written to a temporary name in the same
 directory with its final mode already set (private keys 0600, CA keys 0400, certificates 0644),
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.utils import CryptographyDeprecationWarning
 
 from grpcsec.errors import MaterialError
+from grpcsec.fileio import FileKind, read_file
 from grpcsec.pki.keys import PrivateKey, load_private_key
 
 __all__ = [
@@ -50,25 +53,6 @@ CERT_MODE = 0o644
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
-
-
-def read_file(path: str | Path, *, limit: int = 16 * 1024 * 1024) -> bytes:
-    """Read a whole file, raising :class:`MaterialError` with the reason when it cannot be read."""
-    p = Path(path)
-    try:
-        if p.is_dir():
-            raise MaterialError("is a directory, expected a file", path=p)
-        with p.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except FileNotFoundError as exc:
-        raise MaterialError("no such file", path=p) from exc
-    except PermissionError as exc:
-        raise MaterialError("permission denied", path=p) from exc
-    except OSError as exc:
-        raise MaterialError(f"cannot read: {exc.strerror or exc}", path=p) from exc
-    if len(data) > limit:
-        raise MaterialError(f"larger than {limit} bytes; not a certificate file", path=p)
-    return data
 
 
 _PARSE_ERRORS = (
@@ -174,7 +158,7 @@ def load_certificate_file(path: str | Path, *, allow_der: bool = True) -> list[x
 
 def load_key_file(path: str | Path, *, password: bytes | None = None) -> PrivateKey:
     """Read and parse a private key file, decrypting it in memory when it is encrypted."""
-    data = read_file(path)
+    data = read_file(path, kind=FileKind.KEY)
     if b"-----BEGIN CERTIFICATE-----" in data and b"PRIVATE KEY-----" not in data:
         raise MaterialError("is a certificate, expected a private key (mixed up files?)", path=path)
     return load_private_key(data, password=password, source=str(path))

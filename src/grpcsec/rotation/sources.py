@@ -18,8 +18,10 @@ Workload API) is one small class with two methods.
 
 None of these makes the *pair* consistent by itself: a read between two renames sees a new
 certificate with the old key. The watcher checks that the key matches and retries; a source
-never decides that. Not handled here: files larger than 16 MiB, encrypted keys (use a decrypted
-key file; passwords do not belong in a watched layout).
+never decides that. Files are read with :func:`grpcsec.fileio.read_file`: a path that turns into a
+FIFO, a device or a symlink loop is refused without blocking (the watcher keeps the last good
+material and retries at the next poll), and each file is capped by its kind. Not handled here:
+encrypted keys (use a decrypted key file; passwords do not belong in a watched layout).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from grpcsec.errors import ConfigurationError, MaterialError
+from grpcsec.fileio import FileKind, file_version, read_file
 from grpcsec.material import KeyPair, StrPath, TrustBundle
-from grpcsec.pki import IssuedCertificate, certificates_pem, read_file
+from grpcsec.pki import IssuedCertificate, certificates_pem
 from grpcsec.pki.authority import CertificateAuthority
 
 __all__ = ["CertificateSource", "FileSource", "MemorySource", "RawMaterial"]
@@ -111,17 +114,6 @@ class CertificateSource(Protocol):
         ...
 
 
-def _stat_token(path: Path) -> tuple[object, ...]:
-    """What identifies one file's current content without reading it: the resolved path (a
-    ``..data`` swap changes it) and the followed stat (inode, size, times)."""
-    try:
-        real = os.path.realpath(path)
-        st = Path(real).stat()
-    except OSError as exc:
-        return (str(path), "error", exc.errno)
-    return (real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileSource:
     """Material in files: a chain (leaf first), its key, and optional trust and issuer bundles.
@@ -174,24 +166,24 @@ class FileSource:
 
     def version(self) -> Hashable:
         """Resolved path and stat of every file (no content is read)."""
-        return tuple(_stat_token(p) for p in self.paths)
+        return tuple(file_version(p) for p in self.paths)
 
     def read(self) -> RawMaterial:
         """Resolve every path first, then read the real files (one ``..data`` generation)."""
         resolved = {p: Path(os.path.realpath(p)) for p in self.paths}
 
-        def load(path: Path | None) -> bytes | None:
+        def load(path: Path | None, kind: FileKind = FileKind.CERTIFICATES) -> bytes | None:
             if path is None:
                 return None
             try:
-                return read_file(resolved[path])
+                return read_file(resolved[path], kind=kind)
             except MaterialError as exc:
                 # Name the configured path, not the timestamped directory behind it.
                 raise MaterialError(exc.message, path=path) from exc
 
         return RawMaterial(
             chain=load(self.cert),
-            key=load(self.key),
+            key=load(self.key, FileKind.KEY),
             trust=load(self.trust),
             issuers=load(self.issuers),
             chain_name=str(self.cert),
