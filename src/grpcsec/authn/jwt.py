@@ -32,7 +32,6 @@ import asyncio
 import functools
 import hashlib
 import json
-import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -60,6 +59,7 @@ from grpcsec.authn.jwks import (
 )
 from grpcsec.authn.methods import MethodRules, MethodSet
 from grpcsec.errors import AuthenticationError, ConfigurationError
+from grpcsec.text import get_logger
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -76,7 +76,7 @@ __all__ = [
     "token_id",
 ]
 
-log = logging.getLogger("grpcsec.authn")
+log = get_logger("grpcsec.authn")
 
 DEFAULT_ALGORITHMS = ("ES256", "RS256")
 DEFAULT_LEEWAY = 30.0
