@@ -7,6 +7,7 @@ signed with a grpcsec CA's key, the way another CA (or an attacker holding one) 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Sequence
 
 from cryptography import x509
@@ -38,8 +39,11 @@ def build_client(
     *,
     uris: Sequence[str] = (),
     dns: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.CLIENT_AUTH,
 ) -> tuple[bytes, bytes]:
-    """A client (clientAuth) certificate for ``subject`` signed by ``ca``: ``(cert PEM, key PEM)``.
+    """A leaf (clientAuth unless ``usage`` says otherwise) for ``subject`` signed by ``ca``:
+    ``(cert PEM, key PEM)``.
 
     ``subject`` items are RDNs in order; a bare attribute is a single-valued RDN."""
     rdns = [
@@ -59,7 +63,7 @@ def build_client(
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(hours=1))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.certificate.public_key()),
             critical=False,
@@ -67,6 +71,7 @@ def build_client(
     )
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
     names += [x509.DNSName(d) for d in dns]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     certificate = builder.sign(ca.key, hashes.SHA256())

@@ -17,13 +17,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from typer.testing import Result
 
 from grpcsec.authn.tokens import mint_token, public_jwks
+from grpcsec.credentials import server_credentials
 from grpcsec.errors import IssuanceError
+from grpcsec.material import KeyPair
 from grpcsec.pki import CertificateAuthority, Profile, SubjectAltNames
 from tests.cli.test_pki_commands import assert_one_error_line, make_ca, ok, plain, run
+from tests.conftest import serve
 from tests.hostile_names import (
     BIDI_CN,
     ESCAPE_CN,
@@ -150,6 +153,28 @@ def test_token_verify_with_hostile_claims(tmp_path: Path) -> None:
     raw = run("token", "verify", token, "--jwks", jwks, "--audience", "svc", "--json").stdout
     assert raw.isascii()
     assert json.loads(raw)["claims"]["sub"] == ESCAPE_CN
+
+
+@pytest.mark.slow
+def test_doctor_against_a_server_with_a_hostile_certificate(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """The served certificate's names reach the chain, validity and hostname checks and the
+    diagnosis; trusted (exit 0) or not (exit 1), they are shown escaped."""
+    cert, key = build_client(ca, [cn(ESCAPE_CN)], ips=["127.0.0.1"], uris=[HOSTILE_URI],
+                             usage=ExtendedKeyUsageOID.SERVER_AUTH)  # fmt: skip
+    (tmp_path / "ca.crt").write_bytes(ca.certificate_pem())
+    (tmp_path / "other.crt").write_bytes(CertificateAuthority.create("other").certificate_pem())
+    with serve("sync", server_credentials(KeyPair.from_pem(cert, key))) as server:
+        for trusted, code in (("ca.crt", 0), ("other.crt", 1)):
+            result = run("doctor", server.target, "--ca", tmp_path / trusted)
+            assert result.exit_code == code, plain(result.output)
+            output = plain(result.output)
+            assert_inert(output)
+            assert "alice\\x1b[31m\\nINJECTED" in output
+            raw = run("doctor", server.target, "--ca", tmp_path / trusted, "--json").stdout
+            assert raw.isascii()
+            json.loads(raw)
 
 
 # -- issuance refusals -----------------------------------------------------------------------------
