@@ -194,10 +194,12 @@ class Peer:
 
     @property
     def display(self) -> str:
-        """A one-line description for logs: ``principal (address)`` or ``anonymous (address)``.
-
-        Made :func:`~grpcsec.text.inert`: the names come from the peer's certificate."""
-        who = self.principal or ("anonymous" if self.client_cert_presented else "no certificate")
+        """A one-line description for logs: ``principal (address, transport)``; without a
+        principal (no SAN and no unambiguous CN) the subject DN, else ``anonymous`` or ``no
+        certificate``. Made :func:`~grpcsec.text.inert`: the names come from the peer."""
+        presented = self.client_cert_presented
+        subject = self.subject if presented else None
+        who = self.principal or subject or ("anonymous" if presented else "no certificate")
         return inert(f"{who} ({self.address or 'unknown address'}, {self.transport.value})")
 
     def to_json(self) -> dict[str, object]:

@@ -66,6 +66,8 @@ def test_an_ambiguous_subject_has_no_common_name(pki: Pki, subject: list[object]
     assert seen.common_name is None
     assert seen.common_name_ambiguous
     assert "alice" in (seen.subject or "")  # the full subject still shows every attribute
+    assert seen.principal is None
+    assert seen.display.startswith(f"{seen.subject} (")  # logs name the whole subject
     assert ClientCertAllowList(common_names=["alice"]).match(seen) is None
     assert ClientCertAllowList(common_names=["mallory"]).match(seen) is None
     control = peer_of(build_client(pki.ca, [cn("alice"), ORG])[0])
