@@ -31,6 +31,7 @@ GRPC_FREE = [
     *modules("pki"),
     *modules("errors.py"),
     *modules("identity.py"),
+    *modules("text.py"),
     *modules("material.py"),
     *modules("monitor"),
     *modules("authz"),

@@ -31,6 +31,7 @@ from cryptography import x509
 
 from grpcsec.pki.inspect import CertificateInfo
 from grpcsec.pki.names import IPAddress
+from grpcsec.text import inert
 
 __all__ = [
     "AuthContextCarrier",
@@ -150,6 +151,10 @@ class Peer:
     server_name: str | None = None
     client_cert_presented: bool = False
     common_name: str | None = None
+    """The subject's CN; ``None`` without one and when the subject is ambiguous (two or more CN
+    attributes, or a CN in a multi-valued RDN): then ``common_name_ambiguous`` is set, and no
+    CN allow-list entry can match (the full ``subject`` still shows every attribute)."""
+    common_name_ambiguous: bool = False
     subject: str | None = None
     dns_names: tuple[str, ...] = ()
     ip_addresses: tuple[IPAddress, ...] = ()
@@ -189,9 +194,13 @@ class Peer:
 
     @property
     def display(self) -> str:
-        """A one-line description for logs: ``principal (address)`` or ``anonymous (address)``."""
-        who = self.principal or ("anonymous" if self.client_cert_presented else "no certificate")
-        return f"{who} ({self.address or 'unknown address'}, {self.transport.value})"
+        """A one-line description for logs: ``principal (address, transport)``; without a
+        principal (no SAN and no unambiguous CN) the subject DN, else ``anonymous`` or ``no
+        certificate``. Made :func:`~grpcsec.text.inert`: the names come from the peer."""
+        presented = self.client_cert_presented
+        subject = self.subject if presented else None
+        who = self.principal or subject or ("anonymous" if presented else "no certificate")
+        return inert(f"{who} ({self.address or 'unknown address'}, {self.transport.value})")
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (times RFC 3339 UTC); the certificate itself is left out."""
@@ -208,6 +217,7 @@ class Peer:
             "client_cert_presented": self.client_cert_presented,
             "principal": self.principal,
             "common_name": self.common_name,
+            "common_name_ambiguous": self.common_name_ambiguous,
             "subject": self.subject,
             "san": {
                 "dns": list(self.dns_names),
@@ -246,6 +256,7 @@ def _peer_for(key: tuple[object, ...]) -> Peer:
         client_cert_presented=info is not None or unreadable,
         certificate_unreadable=unreadable,
         common_name=info.common_name if info else None,
+        common_name_ambiguous=info.common_name_ambiguous if info else False,
         subject=info.subject if info else None,
         dns_names=info.names.dns if info else (),
         ip_addresses=info.names.ips if info else (),

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import logging
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -46,6 +45,7 @@ import grpc
 from grpcsec.authn.call import AsyncCheck, CallInfo, Check, reason_of
 from grpcsec.errors import AuthenticationError, AuthorizationError
 from grpcsec.identity import Peer, peer
+from grpcsec.text import get_logger
 
 __all__ = [
     "INTERNAL_DETAILS",
@@ -61,7 +61,7 @@ __all__ = [
     "claims",
 ]
 
-log = logging.getLogger("grpcsec.authn")
+log = get_logger("grpcsec.authn")
 
 Grpc: TypeAlias = Any
 """A grpcio object (context, call details, continuation, message): grpcio ships no types."""

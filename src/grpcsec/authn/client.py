@@ -26,7 +26,6 @@ import asyncio
 import collections
 import datetime as dt
 import hashlib
-import logging
 import os
 import threading
 import time
@@ -40,6 +39,7 @@ from grpcsec.credentials import ChannelTLS
 from grpcsec.errors import AuthenticationError, ConfigurationError, MaterialError
 from grpcsec.fileio import FileKind, WatchedFile, WatchedFileCounters
 from grpcsec.target import Target
+from grpcsec.text import get_logger
 
 __all__ = [
     "AioBearerStreamStream",
@@ -57,7 +57,7 @@ __all__ = [
     "token_channel",
 ]
 
-log = logging.getLogger("grpcsec.authn")
+log = get_logger("grpcsec.authn")
 
 Grpc: TypeAlias = Any
 """A grpcio object (context, call details, continuation, message): grpcio ships no types."""

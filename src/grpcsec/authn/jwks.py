@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import os
 import ssl
 import threading
@@ -44,6 +43,7 @@ from jwt.exceptions import InvalidKeyError, PyJWTError
 from grpcsec.errors import ConfigurationError, MaterialError
 from grpcsec.fileio import FileKind, WatchedFile, WatchedFileCounters
 from grpcsec.material import StrPath, TrustBundle, TrustSource, as_trust_bundle
+from grpcsec.text import get_logger
 
 __all__ = [
     "SUPPORTED_ALGORITHMS",
@@ -59,7 +59,7 @@ __all__ = [
     "key_source",
 ]
 
-log = logging.getLogger("grpcsec.authn")
+log = get_logger("grpcsec.authn")
 
 PublicKey: TypeAlias = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey

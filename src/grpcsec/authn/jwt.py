@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -62,6 +61,7 @@ from grpcsec.authn.jwks import (
 from grpcsec.authn.methods import MethodRules, MethodSet
 from grpcsec.authn.numeric import is_finite_json, load_claims, numeric_date
 from grpcsec.errors import AuthenticationError, ConfigurationError
+from grpcsec.text import get_logger
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -78,7 +78,7 @@ __all__ = [
     "token_id",
 ]
 
-log = logging.getLogger("grpcsec.authn")
+log = get_logger("grpcsec.authn")
 
 DEFAULT_ALGORITHMS = ("ES256", "RS256")
 DEFAULT_LEEWAY = 30.0

@@ -22,7 +22,6 @@ is exact: no wildcards, no prefix matching of SPIFFE paths. Not checked here: re
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,10 +33,11 @@ from grpcsec.authn.methods import MethodRules, MethodSet
 from grpcsec.errors import AuthenticationError, ConfigurationError, IssuanceError
 from grpcsec.identity import Peer, TransportSecurity
 from grpcsec.pki.names import SpiffeId, normalize_dns_name
+from grpcsec.text import get_logger
 
 __all__ = ["ClientCertAllowList", "RequireClientCert", "normalize_fingerprint"]
 
-log = logging.getLogger("grpcsec.authn")
+log = get_logger("grpcsec.authn")
 
 _HEX64 = re.compile(r"^[0-9A-F]{64}$")
 

@@ -208,7 +208,8 @@ def rfc3339_nanos(nanoseconds: int) -> str:
 
 def _audit_line(event: AuditEvent, clock: Clock) -> str:
     body = event.to_json(timestamp=rfc3339_nanos(clock()))
-    return json.dumps({"grpc_audit_log": body}, separators=(",", ":")) + "\n"
+    # ensure_ascii: one line per event whatever the names hold (newlines, ESC, bidi -> \u)
+    return json.dumps({"grpc_audit_log": body}, separators=(",", ":"), ensure_ascii=True) + "\n"
 
 
 class StdoutAuditLogger:

@@ -10,7 +10,6 @@ loggers through :meth:`Authorizer.evaluate`). ``on_decision`` lets metrics count
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from grpcsec.authn.call import CallInfo
@@ -18,10 +17,11 @@ from grpcsec.authz.authorizer import Authorizer, explain
 from grpcsec.authz.engine import Decision
 from grpcsec.authz.request import Request
 from grpcsec.errors import AuthorizationError
+from grpcsec.text import get_logger
 
 __all__ = ["AuthorizeCheck"]
 
-log = logging.getLogger("grpcsec.authz")
+log = get_logger("grpcsec.authz")
 
 
 class AuthorizeCheck:

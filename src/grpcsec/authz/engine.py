@@ -23,7 +23,6 @@ changes the decision.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,10 +31,11 @@ from grpcsec.authz.model import Policy, Rule
 from grpcsec.authz.patterns import PatternKind, PatternSet, is_present
 from grpcsec.authz.request import Request, claim_values, joined_headers, peer_principals
 from grpcsec.errors import PolicyError
+from grpcsec.text import get_logger
 
 __all__ = ["Decision", "Engine", "compile_policy"]
 
-log = logging.getLogger("grpcsec.authz")
+log = get_logger("grpcsec.authz")
 
 _CACHE_LIMIT = 4096
 _REPORT_EVERY = 1000

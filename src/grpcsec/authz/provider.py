@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from grpcsec.authz.engine import Engine
 from grpcsec.authz.model import Policy
 from grpcsec.authz.parse import parse_policy, read_policy_file
 from grpcsec.errors import ConfigurationError, GrpcsecError, PolicyError
+from grpcsec.text import get_logger
 
 __all__ = [
     "FileWatcherPolicyProvider",
@@ -41,7 +41,7 @@ __all__ = [
     "StaticPolicyProvider",
 ]
 
-log = logging.getLogger("grpcsec.authz")
+log = get_logger("grpcsec.authz")
 
 _JOIN_TIMEOUT = 5.0
 

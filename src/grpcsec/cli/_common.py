@@ -8,6 +8,13 @@ Exit codes (stable, documented in docs/cli.md):
 
 A :class:`~grpcsec.errors.GrpcsecError` becomes one line on stderr and exit code 2, never a
 traceback; ``--json`` commands print their JSON on stdout and still use these codes.
+
+Untrusted text (names from certificates, token claims, policy names, file paths) is never
+interpreted: the consoles parse neither Rich markup nor emoji codes unless a call says
+``markup=True`` for grpcsec's own words, and then every interpolated value goes through
+:func:`escape` (markup-escaped and :func:`~grpcsec.text.inert`); plain values printed without
+markup go through :func:`~grpcsec.text.inert`. JSON is written with ``ensure_ascii``, so control
+and bidi characters appear as ``\\u`` escapes.
 """
 
 from __future__ import annotations
@@ -23,9 +30,12 @@ from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape as escape_markup
+from rich.text import Text
 
 from grpcsec.errors import ConfigurationError, GrpcsecError, PasswordError
 from grpcsec.material import KeyPair, load_key_pair
+from grpcsec.text import inert
 
 __all__ = [
     "EXIT_FAILED",
@@ -34,8 +44,10 @@ __all__ = [
     "PASSWORD_ENV",
     "console",
     "errors_to_exit",
+    "escape",
     "fail",
     "load_identity",
+    "make_console",
     "print_json",
     "read_password",
     "stderr",
@@ -47,15 +59,30 @@ EXIT_USAGE = 2
 
 PASSWORD_ENV = "GRPCSEC_KEY_PASSWORD"  # noqa: S105 (the variable name, not a password)
 
-console = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def make_console(*, stderr: bool = False, width: int | None = None) -> Console:
+    """A console that never reads markup, emoji codes or highlights in what it prints (a call
+    opts in with ``markup=True`` for grpcsec's own styling), so untrusted text stays text."""
+    return Console(
+        stderr=stderr, width=width, highlight=False, soft_wrap=True, markup=False, emoji=False
+    )
+
+
+console = make_console()
+stderr = make_console(stderr=True)
 
 T = TypeVar("T")
 
 
+def escape(value: object) -> str:
+    """``value`` ready to sit inside a markup string: :func:`~grpcsec.text.inert`, then its
+    ``[`` escaped, so it is shown as it is and never styles, links or moves the cursor."""
+    return escape_markup(inert(value))
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """Print ``error: message`` (shown inert, never as markup) on stderr and exit with ``code``."""
+    stderr.print(Text.assemble(("error:", "bold red"), " ", inert(message)))
     raise typer.Exit(code)
 
 
@@ -65,12 +92,13 @@ def errors_to_exit() -> Iterator[None]:
     try:
         yield
     except GrpcsecError as exc:
-        fail(str(exc).replace("[", r"\["))
+        fail(str(exc))
 
 
 def print_json(value: object) -> None:
     """Print ``value`` as indented JSON on stdout (no Rich markup or wrapping)."""
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+    # ensure_ascii (explicit): control, C1 and bidi characters leave as \u escapes
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=True, default=str) + "\n")
     sys.stdout.flush()
 
 

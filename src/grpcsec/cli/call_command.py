@@ -18,7 +18,6 @@ from typing import Annotated, Any
 import grpc
 import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from rich.markup import escape
 
 from grpcsec.authn.client import StaticToken, TokenFile, TokenSource, token_channel
 from grpcsec.cli import app
@@ -26,6 +25,7 @@ from grpcsec.cli._common import (
     EXIT_FAILED,
     console,
     errors_to_exit,
+    escape,
     fail,
     load_identity,
     print_json,
@@ -36,6 +36,7 @@ from grpcsec.demo.greeter import say_hello
 from grpcsec.doctor import CallContext, explain_failure
 from grpcsec.errors import ConfigurationError
 from grpcsec.target import Target
+from grpcsec.text import inert
 
 __all__ = ["call"]
 
@@ -185,10 +186,10 @@ def _report(result: dict[str, object], *, json_output: bool) -> None:
         line = (
             f"{result['code']} ({result['diagnosis']}): {result['meaning']}; fix: {result['fix']}"
         )
-        stderr.print(f"[bold red]error:[/] {escape(line)}", markup=True, highlight=False)
+        stderr.print(f"[bold red]error:[/] {escape(line)}", markup=True)
     elif "health" in result:
-        console.print(str(result["health"]), markup=False)
+        console.print(inert(result["health"]))
     else:
-        console.print(str(result["reply"]), markup=False)
+        console.print(inert(result["reply"]))
     if not result["ok"]:
         raise typer.Exit(EXIT_FAILED)

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from grpcsec.cli import app
 from grpcsec.cli._common import EXIT_FAILED, EXIT_OK, console, print_json, run
@@ -40,7 +41,7 @@ def _rows_table(title: str, rows: tuple[DemoRow, ...]) -> Table:
             row.scenario,
             row.expected,
             result,
-            "[green]yes[/]" if row.passed else "[bold red]NO[/]",
+            Text.from_markup("[green]yes[/]" if row.passed else "[bold red]NO[/]"),
         )
     return table
 
@@ -58,7 +59,7 @@ def _rotation_table(rotation: RotationReport) -> Table:
         str(rotation.calls),
         str(rotation.failed),
         " -> ".join(serial[:8] for serial in rotation.serials),
-        "[green]yes[/]" if rotation.passed else "[bold red]NO[/]",
+        Text.from_markup("[green]yes[/]" if rotation.passed else "[bold red]NO[/]"),
     )
     return table
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,
     console,
     errors_to_exit,
+    escape,
     fail,
     print_json,
     read_password,
@@ -39,6 +39,7 @@ from grpcsec.doctor import (
 from grpcsec.errors import PasswordError
 from grpcsec.pki import Role, utcnow
 from grpcsec.target import Target
+from grpcsec.text import inert
 
 __all__ = ["doctor"]
 
@@ -73,7 +74,7 @@ def _with_password(run: Callable[[bytes | None], DoctorReport], key: Path | None
 
 
 def _render(report: DoctorReport, heading: str) -> None:
-    console.print(escape(heading), markup=False)
+    console.print(inert(heading))
     width = max(len(c.name) for c in report.checks)
     for check in report.checks:
         line = f"  {_LABELS[check.status]} {escape(check.name.ljust(width))}  "

@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from cryptography import x509
-from rich.markup import escape
 
 from grpcsec import pki
 from grpcsec.cli import app
@@ -23,6 +22,7 @@ from grpcsec.cli._common import (
     EXIT_USAGE,
     console,
     errors_to_exit,
+    escape,
     print_json,
     stderr,
 )
@@ -102,9 +102,9 @@ def _print_certificate(index: int, info: CertificateInfo, now: dt.datetime) -> N
         ("AKI", info.authority_key_id or "-"),
         ("SHA-256", info.fingerprint_sha256),
     ]
-    console.print(f"  [bold]certificate {index}[/]")
+    console.print(f"  [bold]certificate {index}[/]", markup=True)
     for label, value in rows:
-        console.print(f"    {label:<11} {value}")
+        console.print(f"    {label:<11} {value}", markup=True)
 
 
 def _print_file(
@@ -116,7 +116,9 @@ def _print_file(
     pem: bool,
 ) -> None:
     count = len(report.certificates)
-    console.print(f"[bold]{escape(str(path))}[/]: {count} certificate{'s' if count > 1 else ''}")
+    console.print(
+        f"[bold]{escape(str(path))}[/]: {count} certificate{'s' if count > 1 else ''}", markup=True
+    )
     for index, (info, certificate) in enumerate(
         zip(report.certificates, certificates, strict=True), start=1
     ):
@@ -125,15 +127,17 @@ def _print_file(
             console.print(pki.certificates_pem([certificate]).decode("ascii").rstrip())
     kind = report.kind
     if kind == "chain":
-        console.print("  chain order: [green]OK[/] (leaf first, each issued by the next)")
+        console.print(
+            "  chain order: [green]OK[/] (leaf first, each issued by the next)", markup=True
+        )
     elif kind == "trust_bundle":
         console.print(
             f"  trust bundle: {count} self-signed roots (fine for --ca; not a chain to serve)"
         )
     elif kind == "unordered":
-        console.print("  chain order: [red]PROBLEM[/]")
+        console.print("  chain order: [red]PROBLEM[/]", markup=True)
         for problem in report.problems:
-            console.print(f"    - {escape(problem)}")
+            console.print(f"    - {escape(problem)}", markup=True)
 
 
 @app.command("inspect")
@@ -158,7 +162,7 @@ def inspect_command(
             certificates = pki.load_certificate_file(path)
         except GrpcsecError as exc:
             failed = True
-            stderr.print(f"[bold red]error:[/] {escape(str(exc))}")
+            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
             results.append({"path": str(path), "error": exc.message})
             continue
         report = pki.inspect_bundle(certificates)
@@ -264,7 +268,9 @@ def _verdict(
             }
         )
     elif ok:
-        console.print(f"[green]OK[/]: {escape(message)}; chain: {escape(' -> '.join(chain))}")
+        console.print(
+            f"[green]OK[/]: {escape(message)}; chain: {escape(' -> '.join(chain))}", markup=True
+        )
     else:
         code = reason.value if reason is not None else "unknown"
-        console.print(f"[red]FAILED[/] ({code}): {escape(message)}")
+        console.print(f"[red]FAILED[/] ({code}): {escape(message)}", markup=True)

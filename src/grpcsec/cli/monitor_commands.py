@@ -24,13 +24,20 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from prometheus_client import CollectorRegistry
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperCommand
 
 from grpcsec.cli import app
-from grpcsec.cli._common import console, fail, print_json, read_password, stderr
+from grpcsec.cli._common import (
+    console,
+    escape,
+    fail,
+    make_console,
+    print_json,
+    read_password,
+    stderr,
+)
 from grpcsec.errors import ConfigurationError, GrpcsecError, PasswordError
 from grpcsec.material import load_key_pair
 from grpcsec.monitor import (
@@ -49,13 +56,14 @@ from grpcsec.monitor import (
 from grpcsec.pki import format_duration, parse_duration, utcnow
 from grpcsec.pki.validity import parse_time
 from grpcsec.target import Target
+from grpcsec.text import inert
 
 __all__ = ["DEFAULT_EXPORTER_LISTEN", "check_summary", "render_check_table"]
 
 DEFAULT_EXPORTER_LISTEN = "127.0.0.1:9309"
 _CLICK_USAGE_EXIT = 2  # what click uses for a usage error, which means "critical" here
 
-_WIDE = Console(highlight=False, soft_wrap=True, width=160)
+_WIDE = make_console(width=160)
 
 _STYLES = {
     Status.OK: "green",
@@ -87,7 +95,7 @@ class _MonitorCommand(TyperCommand):
 
 
 def _usage(message: str) -> NoReturn:
-    fail(message.replace("[", r"\["), int(CheckExit.USAGE))
+    fail(message, int(CheckExit.USAGE))
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -122,14 +130,14 @@ def render_check_table(report: CheckReport, *, relative_to: Path | None = None) 
         if checked.served:
             source += f" #{checked.position}"
         table.add_row(
-            status,
+            Text.from_markup(status),
             format_duration(info.time_left(now)),
             f"{info.not_after:%Y-%m-%d %H:%M}",
             f"{info.lifetime_used(now) * 100:.0f}%",
-            escape(info.common_name or "-"),
-            escape(info.issuer_common_name or "-"),
+            inert(info.common_name or "-"),
+            inert(info.issuer_common_name or "-"),
             checked.role,
-            escape(source),
+            inert(source),
         )
     return table
 
@@ -261,10 +269,10 @@ def check_command(
             style = "yellow" if finding.status is Status.OK else "bold red"
             label = "note" if finding.status is Status.OK else finding.status.value
             where = escape(finding.source)
-            console.print(f"[{style}]{label}:[/] {where}: {escape(finding.message)}")
+            console.print(f"[{style}]{label}:[/] {where}: {escape(finding.message)}", markup=True)
         console.print(check_summary(report))
     for error in report.errors:
-        stderr.print(f"[bold red]error:[/] {escape(error.message)}")
+        stderr.print(f"[bold red]error:[/] {escape(error.message)}", markup=True)
     raise typer.Exit(int(report.exit_code))
 
 
@@ -327,7 +335,7 @@ def exporter_command(
     try:
         server = serve_metrics(registry, address)
     except GrpcsecError as exc:
-        fail(escape(str(exc)), 1)
+        fail(str(exc), 1)
     stop = threading.Event()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -344,7 +352,8 @@ def exporter_command(
             stderr.print(
                 f"[yellow]warning:[/] {server.address} is not a loopback address: the metrics "
                 "(certificate names and serials) are served to anyone who can reach it, "
-                "without authentication"
+                "without authentication",
+                markup=True,
             )
         while not stop.wait(0.5):
             pass

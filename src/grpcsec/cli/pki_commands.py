@@ -20,7 +20,6 @@ from typing import Annotated
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from rich.markup import escape
 
 from grpcsec import pki
 from grpcsec.cli import app
@@ -28,6 +27,7 @@ from grpcsec.cli._common import (
     PASSWORD_ENV,
     console,
     errors_to_exit,
+    escape,
     print_json,
     read_password,
     stderr,
@@ -146,7 +146,7 @@ def load_ca(ca_dir: Path) -> CertificateAuthority:
 
 
 def _warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/] {escape(message)}")
+    stderr.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
 
 
 def _warn_if_ed25519_ca(*cas: CertificateAuthority) -> None:
@@ -258,7 +258,7 @@ def _report(
             }
         )
         return
-    console.print(f"[green]Wrote {len(files)} file{'s' if len(files) > 1 else ''}:[/]")
+    console.print(f"[green]Wrote {len(files)} file{'s' if len(files) > 1 else ''}:[/]", markup=True)
     for item in written:
         info = pki.CertificateInfo.of(item.certificate)
         paths = str(item.certificate_file)
@@ -272,14 +272,14 @@ def _report(
             if status == "valid"
             else status.replace("_", " ").upper()
         )
-        console.print(f"  [bold]{escape(item.role)}[/]: {escape(paths)}")
-        console.print(f"      subject {escape(info.subject)}")
+        console.print(f"  [bold]{escape(item.role)}[/]: {escape(paths)}", markup=True)
+        console.print(f"      subject {escape(info.subject)}", markup=True)
         if not info.is_ca:
-            console.print(f"      names   {escape(names)}")
+            console.print(f"      names   {escape(names)}", markup=True)
         console.print(f"      {when} ({left})")
     modes = ", ".join(f"{f.path.name} {f.mode:04o}" for f in files if f.mode != pki.CERT_MODE)
     if modes:
-        console.print(f"  key file modes: {escape(modes)}")
+        console.print(f"  key file modes: {escape(modes)}", markup=True)
 
 
 # -- grpcsec init --------------------------------------------------------------------------------

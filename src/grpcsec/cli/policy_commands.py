@@ -18,14 +18,13 @@ from typing import Annotated, Any
 
 import typer
 from cryptography.hazmat.primitives import serialization
-from rich.markup import escape
 
 from grpcsec import pki
 from grpcsec.authz import Engine, Policy, Request, load_policy
 from grpcsec.authz.parse import error_reason
 from grpcsec.authz.request import MetadataValue, peer_principals, principal_source
 from grpcsec.cli import app
-from grpcsec.cli._common import EXIT_FAILED, console, errors_to_exit, fail, print_json
+from grpcsec.cli._common import EXIT_FAILED, console, errors_to_exit, escape, fail, print_json
 from grpcsec.errors import ConfigurationError, PolicyError
 from grpcsec.identity import Peer, TransportSecurity
 
@@ -53,23 +52,25 @@ PortableOption = Annotated[
 # -- grpcsec policy check --------------------------------------------------------------------------
 def _print_summary(path: Path, policy: Policy) -> None:
     audit = policy.audit
-    console.print(f"[green]valid[/]: {escape(str(path))}")
-    console.print(f"  policy       {escape(policy.name)}")
+    console.print(f"[green]valid[/]: {escape(str(path))}", markup=True)
+    console.print(f"  policy       {escape(policy.name)}", markup=True)
     for label, rules in (("deny rules", policy.deny_rules), ("allow rules", policy.allow_rules)):
         names = ", ".join(escape(rule.name) for rule in rules) or "-"
-        console.print(f"  {label:<12} {len(rules)}: {names}")
+        console.print(f"  {label:<12} {len(rules)}: {names}", markup=True)
     loggers = ", ".join(escape(spec.type_name) for spec in audit.loggers) or "none"
-    console.print(f"  audit        {audit.condition.value}; loggers: {loggers}")
+    console.print(f"  audit        {audit.condition.value}; loggers: {loggers}", markup=True)
     if audit.skipped:
         skipped = ", ".join(escape(name) for name in audit.skipped)
-        console.print(f"  [yellow]skipped optional audit loggers (not registered):[/] {skipped}")
+        console.print(
+            f"  [yellow]skipped optional audit loggers (not registered):[/] {skipped}", markup=True
+        )
     if policy.uses_extensions:
         console.print(
             "  extensions   grpcsec_claims (grpc-go and C++ reject this policy; grpc-java "
             "ignores the field, which widens the rules that use it)"
         )
     for warning in policy.warnings:
-        console.print(f"  [yellow]warning:[/] {escape(warning)}")
+        console.print(f"  [yellow]warning:[/] {escape(warning)}", markup=True)
 
 
 @policy_app.command("check")
@@ -96,7 +97,7 @@ def check_command(
                     "error": error_reason(exc),
                 }
             )
-        fail(escape(str(exc)))
+        fail(str(exc))
     if json_output:
         print_json({"valid": True, "path": str(file), **policy.summary()})
     else:
@@ -157,19 +158,23 @@ def _claims(text: str | None) -> Mapping[str, Any] | None:
 def _print_decision(engine: Engine, request: Request, decision_json: Mapping[str, object]) -> None:
     allowed = decision_json["decision"] == "allow"
     verdict = "[bold green]ALLOW[/]" if allowed else "[bold red]DENY[/]"
-    console.print(f"{verdict} {escape(request.method)}")
-    console.print(f"  policy        {escape(engine.name)}")
+    console.print(f"{verdict} {escape(request.method)}", markup=True)
+    console.print(f"  policy        {escape(engine.name)}", markup=True)
     rule = decision_json["matched_rule"]
     if rule is None:
         console.print("  matched rule  - (no allow rule matched: denied by default)")
     else:
         kind = "allow rule" if allowed else "deny rule"
-        console.print(f"  matched rule  {escape(str(rule))} ({kind})")
+        console.print(f"  matched rule  {escape(str(rule))} ({kind})", markup=True)
     principals = peer_principals(request.peer)
     names = ", ".join(json.dumps(p) for p in principals) if principals is not None else "-"
-    console.print(f"  principals    {escape(principal_source(request.peer))}: {escape(names)}")
+    console.print(
+        f"  principals    {escape(principal_source(request.peer))}: {escape(names)}", markup=True
+    )
     if request.claims is not None:
-        console.print(f"  token claims  {escape(', '.join(sorted(request.claims))) or '(none)'}")
+        console.print(
+            f"  token claims  {escape(', '.join(sorted(request.claims))) or '(none)'}", markup=True
+        )
 
 
 @policy_app.command("eval")

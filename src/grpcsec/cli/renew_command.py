@@ -27,11 +27,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from grpcsec import pki
 from grpcsec.cli import app
-from grpcsec.cli._common import EXIT_FAILED, console, errors_to_exit, fail, print_json, stderr
+from grpcsec.cli._common import (
+    EXIT_FAILED,
+    console,
+    errors_to_exit,
+    escape,
+    fail,
+    print_json,
+    stderr,
+)
 from grpcsec.cli.pki_commands import CA_CERT, CA_KEY, load_ca
 from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
 from grpcsec.rotation.renew import ExecHook, RenewalPlan, RenewalResult, Renewer
@@ -73,17 +80,21 @@ def _say_plan(plan: RenewalPlan) -> None:
     left = pki.format_duration(plan.renew_at - plan.now)
     console.print(
         f"not due: {escape(plan.path)} (serial {plan.serial}) renews at "
-        f"{_moment(plan.renew_at)} (in {left}); valid until {_moment(plan.not_after)}"
+        f"{_moment(plan.renew_at)} (in {left}); valid until {_moment(plan.not_after)}",
+        markup=True,
     )
 
 
 def _say_result(result: RenewalResult) -> None:
     console.print(
         f"renewed {escape(result.cert)}: serial {result.previous_serial} -> {result.serial}, "
-        f"valid until {_moment(result.not_after)}; next renewal around {_moment(result.renew_at)}"
+        f"valid until {_moment(result.not_after)}; next renewal around {_moment(result.renew_at)}",
+        markup=True,
     )
     if result.hook_error is not None:
-        stderr.print(f"[bold red]error:[/] the hook failed: {escape(result.hook_error)}")
+        stderr.print(
+            f"[bold red]error:[/] the hook failed: {escape(result.hook_error)}", markup=True
+        )
 
 
 @contextmanager
@@ -120,7 +131,7 @@ def _renew_once(renewer: Renewer, *, force: bool, json_output: bool) -> None:
         if json_output:
             print_json({"action": "failed", "plan": plan.to_json(), "error": str(exc)})
             raise typer.Exit(EXIT_FAILED) from None
-        fail(str(exc).replace("[", r"\["), EXIT_FAILED)
+        fail(str(exc), EXIT_FAILED)
     if json_output:
         print_json({"action": "renewed", "plan": plan.to_json(), "result": result.to_json()})
     else:
@@ -152,7 +163,8 @@ def _daemon(renewer: Renewer, *, force: bool, json_output: bool) -> None:
         else:
             console.print(
                 f"watching {escape(plan.path)} (serial {plan.serial}); renewal at "
-                f"{_moment(plan.renew_at)}, valid until {_moment(plan.not_after)}"
+                f"{_moment(plan.renew_at)}, valid until {_moment(plan.not_after)}",
+                markup=True,
             )
         first = True
         while not stop.is_set():

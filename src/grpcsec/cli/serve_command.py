@@ -47,12 +47,13 @@ from grpcsec.monitor.pump import MetricsPump
 from grpcsec.pki import parse_duration
 from grpcsec.rotation import ReloadingServerTLS
 from grpcsec.target import Target
+from grpcsec.text import get_logger
 
 __all__ = ["serve"]
 
 _GRACE_SECONDS = 5.0
 
-log = logging.getLogger("grpcsec.serve")
+log = get_logger("grpcsec.serve")
 
 
 def _config(

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from grpcsec import pki
 from grpcsec.authn.jwks import JWKSUrl, key_source
@@ -40,6 +39,7 @@ from grpcsec.cli._common import (
     EXIT_FAILED,
     console,
     errors_to_exit,
+    escape,
     print_json,
     read_password,
     stderr,
@@ -84,12 +84,14 @@ def _print_report(report: TokenReport) -> None:
     claims: dict[str, Any] = data["claims"] or {}
     what = f"token {report.token_id} ({header.get('alg', '?')}, kid {header.get('kid', '-')})"
     if report.accepted:
-        console.print(f"[green]accepted[/]: {escape(what)}")
+        console.print(f"[green]accepted[/]: {escape(what)}", markup=True)
     else:
-        console.print(f"[red]rejected[/] ({report.reason}): {escape(report.message or '')}")
-        console.print(f"  {escape(what)}")
+        console.print(
+            f"[red]rejected[/] ({report.reason}): {escape(report.message or '')}", markup=True
+        )
+        console.print(f"  {escape(what)}", markup=True)
         if claims:
-            console.print("  [yellow]the claims below are NOT verified[/]")
+            console.print("  [yellow]the claims below are NOT verified[/]", markup=True)
     seconds = data["seconds_until"]
     rows = [
         ("subject", claims.get("sub", "-")),
@@ -106,7 +108,7 @@ def _print_report(report: TokenReport) -> None:
         rows.append(("missing", " ".join(report.missing_scopes)))
     rows.append(("keys", f"{data['keys'].get('source')} (kids {data['keys'].get('kids')})"))
     for label, value in rows:
-        console.print(f"  {label:<11} {escape(str(value))}")
+        console.print(f"  {label:<11} {escape(str(value))}", markup=True)
 
 
 def _read_token(argument: str) -> str:
@@ -285,7 +287,7 @@ def mint_command(
             now=issued,
             not_before=parse_time(not_before).timestamp() if not_before else None,
         )
-    stderr.print(f"[yellow]note:[/] {DEV_ONLY}")
+    stderr.print(f"[yellow]note:[/] {DEV_ONLY}", markup=True)
     if json_output:
         header, payload = (json.loads(_b64decode(part)) for part in token.split(".")[:2])
         print_json(

@@ -25,8 +25,9 @@ from grpcsec.demo.helloworld import (
     serialize,
 )
 from grpcsec.identity import AuthContextCarrier, Peer, peer
+from grpcsec.text import get_logger
 
-log = logging.getLogger("grpcsec.serve")
+log = get_logger("grpcsec.serve")
 
 __all__ = [
     "add_greeter",

@@ -12,7 +12,6 @@ Each ``SayHello`` logs the caller's identity (never keys) on the ``grpcsec.serve
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from grpcsec.demo.greeter import aio_greeter_handler, greeter_handler
 from grpcsec.demo.helloworld import SERVICE_NAME
 from grpcsec.errors import ConfigurationError
 from grpcsec.target import Target
+from grpcsec.text import get_logger
 
 __all__ = [
     "DEFAULT_SERVER_OPTIONS",
@@ -36,7 +36,7 @@ __all__ = [
     "start_sync",
 ]
 
-log = logging.getLogger("grpcsec.serve")
+log = get_logger("grpcsec.serve")
 
 # grpcio sets SO_REUSEPORT by default, so a second server on a busy port binds *too* and the
 # kernel splits connections between them; grpcsec refuses to share a port silently.

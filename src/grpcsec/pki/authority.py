@@ -33,7 +33,7 @@ from grpcsec.pki.keys import (
     public_keys_equal,
     signature_hash,
 )
-from grpcsec.pki.names import SubjectAltNames
+from grpcsec.pki.names import SubjectAltNames, check_printable
 from grpcsec.pki.profiles import Profile, ca_extensions, leaf_extensions
 from grpcsec.pki.validity import (
     DEFAULT_INTERMEDIATE_VALIDITY,
@@ -49,8 +49,10 @@ __all__ = ["CertificateAuthority", "IssuedCertificate", "check_key_matches"]
 def _name(common_name: str, organization: str | None) -> x509.Name:
     attributes = []
     if organization:
+        check_printable("organization", organization)
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
     if common_name:
+        check_printable("common name", common_name)
         if len(common_name) > 64:
             raise IssuanceError(f"common name {common_name[:20]!r}... is longer than 64 characters")
         attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
@@ -355,6 +357,8 @@ class CertificateAuthority:
         """
         if not csr.is_signature_valid:
             raise IssuanceError("the CSR's signature does not verify")
+        for attribute in csr.subject:
+            check_printable(f"CSR subject {attribute.rfc4514_attribute_name}", str(attribute.value))
         public_key = _public_key(csr.public_key(), "the CSR")
         requested = key_type_of(public_key)
         if (

@@ -22,7 +22,14 @@ from grpcsec.pki.keys import describe_public_key
 from grpcsec.pki.names import SubjectAltNames
 from grpcsec.pki.validity import format_duration
 
-__all__ = ["BundleReport", "CertificateInfo", "common_name", "fingerprint_sha256", "inspect_bundle"]
+__all__ = [
+    "BundleReport",
+    "CertificateInfo",
+    "common_name",
+    "common_name_ambiguous",
+    "fingerprint_sha256",
+    "inspect_bundle",
+]
 
 _EKU_NAMES = {
     ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
@@ -58,10 +65,25 @@ def fingerprint_sha256(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
+def common_name_ambiguous(name: x509.Name) -> bool:
+    """Whether ``name`` holds more than one CN, or a CN inside a multi-valued RDN
+    (``CN=a+O=b``): which one is "the" CN then depends on who reads it, so none is."""
+    count = 0
+    for rdn in name.rdns:
+        cns = len(rdn.get_attributes_for_oid(NameOID.COMMON_NAME))
+        if cns and len(rdn) > 1:
+            return True
+        count += cns
+    return count > 1
+
+
 def common_name(name: x509.Name) -> str | None:
-    """The first CN attribute of a name, or ``None``."""
+    """The CN of a name: ``None`` when there is none *or* when it is ambiguous
+    (:func:`common_name_ambiguous`), so a CN allow-list can never pick one of several."""
     values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(values[0].value) if values else None
+    if len(values) != 1 or common_name_ambiguous(name):
+        return None
+    return str(values[0].value)
 
 
 def _extension(certificate: x509.Certificate, kind: type[Any]) -> Any:  # noqa: ANN401
@@ -78,6 +100,7 @@ class CertificateInfo:
     subject: str
     issuer: str
     common_name: str | None
+    """``None`` without a CN and with an ambiguous one (then ``common_name_ambiguous``)."""
     issuer_common_name: str | None
     serial: str
     not_before: dt.datetime
@@ -95,6 +118,7 @@ class CertificateInfo:
     authority_key_id: str | None
     fingerprint_sha256: str
     self_signed: bool
+    common_name_ambiguous: bool = False
 
     @classmethod
     def of(cls, certificate: x509.Certificate) -> CertificateInfo:
@@ -131,6 +155,7 @@ class CertificateInfo:
             authority_key_id=aki.key_identifier.hex(":") if aki and aki.key_identifier else None,
             fingerprint_sha256=fingerprint_sha256(certificate),
             self_signed=certificate.issuer == certificate.subject,
+            common_name_ambiguous=common_name_ambiguous(certificate.subject),
         )
 
     def time_left(self, now: dt.datetime) -> dt.timedelta:
@@ -157,6 +182,7 @@ class CertificateInfo:
             "subject": self.subject,
             "issuer": self.issuer,
             "common_name": self.common_name,
+            "common_name_ambiguous": self.common_name_ambiguous,
             "serial": self.serial,
             "not_before": self.not_before.isoformat().replace("+00:00", "Z"),
             "not_after": self.not_after.isoformat().replace("+00:00", "Z"),

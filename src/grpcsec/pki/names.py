@@ -19,11 +19,13 @@ from urllib.parse import urlsplit
 from cryptography import x509
 
 from grpcsec.errors import IssuanceError
+from grpcsec.text import has_unsafe_characters, inert
 
 __all__ = [
     "IPAddress",
     "SpiffeId",
     "SubjectAltNames",
+    "check_printable",
     "normalize_dns_name",
     "parse_email",
     "parse_ip",
@@ -37,13 +39,25 @@ _TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]+$")
 _SPIFFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
+def check_printable(what: str, text: str) -> str:
+    """Return ``text``, or raise :class:`IssuanceError` when it holds a control character
+    (C0, DEL, C1), a line break or a bidi/format character: such a name would be displayed
+    differently from what it is, so grpcsec never signs one. The message shows it escaped."""
+    if has_unsafe_characters(text):
+        raise IssuanceError(
+            f"invalid {what} '{inert(text)}': control, line-break and bidi characters are not "
+            "allowed in a certificate name"
+        )
+    return text
+
+
 def normalize_dns_name(name: str) -> str:
     """Validate a DNS SAN and return it lowercased and IDNA-encoded.
 
     A wildcard is allowed only as the whole left-most label and over at least two further labels
     (``*.svc.example`` yes; ``*.com``, ``a*.example``, ``a.*.example`` no).
     """
-    raw = name.strip().rstrip(".")
+    raw = check_printable("DNS name", name).strip().rstrip(".")
     if not raw:
         raise IssuanceError(f"invalid DNS name {name!r}: it is empty")
     try:
@@ -89,7 +103,7 @@ def parse_ip(text: str) -> IPAddress:
 
 def parse_email(text: str) -> str:
     """Validate an e-mail SAN: a non-empty local part and a valid domain."""
-    local, sep, domain = text.strip().rpartition("@")
+    local, sep, domain = check_printable("e-mail address", text).strip().rpartition("@")
     if not sep or not local or any(c.isspace() for c in local):
         raise IssuanceError(f"invalid e-mail address {text!r}")
     return f"{local}@{normalize_dns_name(domain)}"
@@ -144,7 +158,7 @@ class SpiffeId:
 
 def parse_uri(text: str) -> str:
     """Validate a URI SAN. ``spiffe://`` URIs must be valid SPIFFE IDs."""
-    cleaned = text.strip()
+    cleaned = check_printable("URI", text).strip()
     if cleaned.lower().startswith("spiffe:"):
         return str(SpiffeId.parse(cleaned))
     parts = urlsplit(cleaned)

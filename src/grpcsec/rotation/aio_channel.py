@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -34,10 +33,11 @@ from grpcsec.rotation.watcher import (
     Watcher,
     WatcherCounters,
 )
+from grpcsec.text import get_logger
 
 __all__ = ["AioReloadingChannel"]
 
-log = logging.getLogger("grpcsec.rotation")
+log = get_logger("grpcsec.rotation")
 
 
 class AioReloadingChannel(WatcherCounters, grpc.aio.Channel):  # type: ignore[misc]  # grpc is untyped

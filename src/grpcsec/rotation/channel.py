@@ -21,7 +21,6 @@ The asyncio twin is :class:`grpcsec.rotation.aio_channel.AioReloadingChannel`.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,10 +42,11 @@ from grpcsec.rotation.watcher import (
     Watcher,
     WatcherCounters,
 )
+from grpcsec.text import get_logger
 
 __all__ = ["ReloadingChannel", "channel_checker"]
 
-log = logging.getLogger("grpcsec.rotation")
+log = get_logger("grpcsec.rotation")
 
 _CLOSED = "Cannot invoke RPC: the reloading channel is closed"
 

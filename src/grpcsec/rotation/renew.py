@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import os
 import random
 import subprocess
@@ -59,6 +58,7 @@ from grpcsec.pki import (
 )
 from grpcsec.pki.keys import key_type_of
 from grpcsec.pki.validity import BACKDATE
+from grpcsec.text import get_logger
 
 __all__ = [
     "Backoff",
@@ -70,7 +70,7 @@ __all__ = [
     "renewal_time",
 ]
 
-log = logging.getLogger("grpcsec.renew")
+log = get_logger("grpcsec.renew")
 
 RENEW_FRACTION = 2 / 3
 JITTER = 1 / 20

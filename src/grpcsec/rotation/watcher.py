@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -36,10 +35,11 @@ from grpcsec.errors import ConfigurationError, GrpcsecError, RotationError
 from grpcsec.pki import CertificateInfo, utcnow
 from grpcsec.rotation.checks import FailureKind, classify
 from grpcsec.rotation.sources import CertificateSource, RawMaterial
+from grpcsec.text import get_logger
 
 __all__ = ["ReloadFailure", "ReloadOutcome", "RotationStatus", "Watcher", "WatcherCounters"]
 
-log = logging.getLogger("grpcsec.rotation")
+log = get_logger("grpcsec.rotation")
 
 T = TypeVar("T")
 
