@@ -47,112 +47,21 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import _harness
 from _harness import percentile, print_json, rounded, rss_bytes, served_serial
 from _soak_client import ClientProcess, run_client
 from _soak_material import SoakMaterial
+from _soak_server import ServerLog, cpu_seconds_of, listening_port, scrape, server_command
 
 START_TIMEOUT = 60.0
 PROBE_EVERY = 0.1
 SAMPLE_EVERY = 1.0
 GOAL_RSS_GROWTH = 0.10
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# -- the server -----------------------------------------------------------------------------------
-class ServerLog:
-    """Reads the server's stderr on a thread; counts what the soak checks, keeps a few lines."""
-
-    LOADED = "authorization policy '"
-
-    def __init__(self, stream: TextIO) -> None:
-        self.lines = 0
-        self.calls_logged = 0
-        self.policy_loads: list[tuple[float, str]] = []
-        self.levels: Counter[str] = Counter()
-        self.samples: list[str] = []
-        self.metrics_url: str | None = None
-        self.tail: deque[str] = deque(maxlen=5)
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: TextIO) -> None:
-        for line in stream:
-            self.lines += 1
-            self.tail.append(line.rstrip()[:300])
-            if "SayHello from " in line:
-                self.calls_logged += 1
-                continue
-            for level in ("WARNING", "ERROR", "CRITICAL"):
-                if f" {level} " in line:
-                    self.levels[level] += 1
-                    if len(self.samples) < 20:
-                        self.samples.append(line.strip()[:300])
-            if self.LOADED in line and "' loaded from " in line:
-                name = line.split(self.LOADED, 1)[1].split("'", 1)[0]
-                self.policy_loads.append((time.time(), name))
-            elif "metrics on http://" in line:
-                self.metrics_url = line.rsplit("metrics on ", 1)[1].strip()
-            elif "Traceback" in line:
-                self.levels["traceback"] += 1
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-
-def server_command(material: SoakMaterial, args: argparse.Namespace) -> list[str]:
-    """The real CLI, with every layer of the soak switched on."""
-    return [
-        *(sys.executable, "-m", "grpcsec.cli", "serve", "--listen", "127.0.0.1:0"),
-        *("--cert", str(material.served / "tls.crt"), "--key", str(material.served / "tls.key")),
-        *("--client-ca", str(material.path("ca.crt"))),
-        *("--allow-trust-domain", material.TRUST_DOMAIN),
-        *("--jwks", str(material.path("jwks.json")), "--issuer", material.ISSUER),
-        *("--audience", material.AUDIENCE, "--require-scope", material.SCOPE),
-        *("--policy", str(material.policy_path), "--metrics", "127.0.0.1:0"),
-        *(
-            "--reload-interval",
-            "1s",
-            "--max-connection-age",
-            f"{round(args.max_connection_age * 1000)}ms",
-        ),
-        *(["--aio"] if args.aio else []),
-    ]
-
-
-def listening_port(line: str) -> int:
-    """The port of ``listening on HOST:PORT (mode)``, the line ``serve`` prints once bound."""
-    if not line.startswith("listening on "):
-        raise RuntimeError(f"grpcsec serve did not start: {line!r}")
-    return int(line.split()[2].rsplit(":", 1)[1])
-
-
-def cpu_seconds_of(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (``/proc/PID/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def scrape(url: str | None) -> dict[str, float]:
-    """The ``grpcsec_*`` samples of the server's ``/metrics`` (name{labels} -> value)."""
-    if url is None:
-        return {}
-    import urllib.request  # noqa: PLC0415 (only the orchestrator scrapes)
-
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (our own http://)
-        text = response.read().decode()
-    found = {}
-    for line in text.splitlines():
-        if line.startswith("grpcsec_") and "_created" not in line.split(" ", 1)[0]:
-            key, _, value = line.rpartition(" ")
-            found[key] = float(value)
-    return found
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -273,7 +182,7 @@ def summarize(
         )
         for i, (edited, wanted) in enumerate(edits)
     )
-    reloads = max(0, len(log.policy_loads) - 1)  # the first line is the load at start-up
+    reloads = len(log.policy_loads)  # the load at start-up logs no such line
     cpu = schedule.cpu[-1][1] - schedule.cpu[0][1]
     goals = {
         "no_failures": failed == 0 and calls > 0,
