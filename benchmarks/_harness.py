@@ -5,11 +5,15 @@ import this module as ``_harness``. It holds only what the scripts did alike:
 
 * a server subprocess of the calling script (``--serve ...``) that prints its port on stdout
   and exits when its stdin closes: :func:`server_process` on the client side,
-  :func:`serve_until_stdin_closes` on the server side, :func:`stop_process` to stop one;
+  :func:`serve_until_stdin_closes` on the server side, :func:`stop_process` to stop one,
+  :func:`first_line` to read a child's answer with a timeout;
 * CPU time of this process (:func:`cpu_seconds`, :func:`cpu_stats_reply`);
 * statistics (:func:`percentile`, :func:`rounded`);
 * throwaway mTLS certificates written to a temporary directory (:class:`TlsFiles`,
-  :func:`mtls_files`, :func:`write_files`);
+  :func:`mtls_files`, :func:`write_files`), and replaced all at once as a Kubernetes volume
+  does (:func:`publish_atomically`);
+* the serial a TLS server serves now (:func:`served_serial`) and a process's resident memory
+  (:func:`rss_bytes`);
 * the JSON result on stdout (:func:`print_json`).
 """
 
@@ -19,17 +23,23 @@ import contextlib
 import json
 import resource
 import select
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import grpc
+from cryptography import x509
 
 from grpcsec.pki import CertificateAuthority, IssuedCertificate
 
 STOP_TIMEOUT = 10.0
+PROBE_TIMEOUT = 10.0
 
 
 # -- CPU time and statistics ----------------------------------------------------------------------
@@ -106,13 +116,18 @@ def server_process(
     try:
         if process.stdout is None:
             raise RuntimeError("no pipe to the server process")
-        ready, _, _ = select.select([process.stdout], [], [], start_timeout)
-        line = process.stdout.readline() if ready else ""
+        line = first_line(process.stdout, start_timeout)
         if not line.strip().isdigit():
             raise RuntimeError(f"{name} did not start: {line!r}")
         yield int(line)
     finally:
         stop_process(process)
+
+
+def first_line(stream: IO[str], timeout: float) -> str:
+    """The next line of a child's pipe, or ``""`` if none comes within ``timeout`` seconds."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    return stream.readline() if ready else ""
 
 
 # -- throwaway certificates -----------------------------------------------------------------------
@@ -155,3 +170,45 @@ def write_files(directory: Path, files: Mapping[str, bytes]) -> None:
     """Write each ``name: data`` of ``files`` to ``directory / name``."""
     for name, data in files.items():
         (directory / name).write_bytes(data)
+
+
+def publish_atomically(directory: Path, files: Mapping[str, bytes], generation: int) -> None:
+    """Replace the files in ``directory`` as Kubernetes does: write them to a new
+    ``..gen<generation>`` directory, then one symlink rename of ``..data``; each name is a
+    symlink through ``..data``, so a reader sees the old set or the new set, never a mix."""
+    new = directory / f"..gen{generation:06d}"
+    new.mkdir()
+    for name, data in files.items():
+        (new / name).write_bytes(data)
+    data_link = directory / "..data"
+    old = data_link.readlink() if data_link.is_symlink() else None
+    temp = directory / "..data_tmp"
+    temp.symlink_to(new.name)
+    temp.replace(data_link)
+    for name in files:
+        link = directory / name
+        if not link.is_symlink():
+            link.symlink_to(Path("..data") / name)
+    if old is not None:
+        shutil.rmtree(directory / old)
+
+
+# -- probes ---------------------------------------------------------------------------------------
+def served_serial(context: ssl.SSLContext, port: int, server_name: str = "localhost") -> int:
+    """The serial of the leaf a TLS server on 127.0.0.1:``port`` serves to a new handshake."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    if der is None:
+        raise RuntimeError("no server certificate")
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` now (Linux ``/proc/PID/status``, ``VmRSS``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")

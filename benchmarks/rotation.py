@@ -42,8 +42,6 @@ import os
 import platform
 import random
 import select
-import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -59,9 +57,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography import x509
 
-from _harness import print_json, stop_process
+from _harness import print_json, publish_atomically, served_serial, stop_process
 from grpcsec.pki import CertificateAuthority, IssuedCertificate, Profile, SubjectAltNames
 from grpcsec.rotation import MemorySource, ReloadingServerTLS
 
@@ -201,22 +198,8 @@ class Pki:
     def swap(self, directory: Path, leaf: IssuedCertificate) -> None:
         """Publish ``leaf`` as Kubernetes does: a new directory, then one symlink rename."""
         self.generation += 1
-        new = directory / f"..gen{self.generation:06d}"
-        new.mkdir()
-        (new / "tls.crt").write_bytes(leaf.chain_pem())
-        (new / "tls.key").write_bytes(leaf.key_pem())
-        (new / "ca.crt").write_bytes(self.trust)
-        data = directory / "..data"
-        old = data.readlink() if data.is_symlink() else None
-        temp = directory / "..data_tmp"
-        temp.symlink_to(new.name)
-        temp.replace(data)
-        for name in ("tls.crt", "tls.key", "ca.crt"):
-            link = directory / name
-            if not link.is_symlink():
-                link.symlink_to(Path("..data") / name)
-        if old is not None:
-            shutil.rmtree(directory / old)
+        files = {"tls.crt": leaf.chain_pem(), "tls.key": leaf.key_pem(), "ca.crt": self.trust}
+        publish_atomically(directory, files, self.generation)
 
     def credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(
@@ -229,17 +212,6 @@ class Pki:
         context.load_cert_chain(self.root / "client.crt", self.root / "client.key")
         context.set_alpn_protocols(["h2"])
         return context
-
-
-def served_serial(context: ssl.SSLContext, port: int) -> int:
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=RPC_TIMEOUT) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    if der is None:
-        raise RuntimeError("no server certificate")
-    return x509.load_der_x509_certificate(der).serial_number
 
 
 # -- 1. the fetcher -----------------------------------------------------------------------------
