@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import ssl
+import sys
 import threading
 import time
 from collections import Counter
@@ -415,6 +416,16 @@ def bearer(token: str) -> list[tuple[str, str]]:
 
 
 # -- an HTTPS JWKS server --------------------------------------------------------------------------
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """Keeps a handler's error (a client that hung up mid-answer) in ``errors`` instead of
+    printing it on the process's stderr, where a later CLI test would capture it as its own."""
+
+    errors: list[str]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        self.errors.append(f"{client_address}: {sys.exc_info()[1]!r}")
+
+
 class JwksServer:
     """A JWKS over real HTTPS on 127.0.0.1:0 (certificate from ``ca``). ``document`` can be
     replaced at any time; ``status`` other than 200 simulates an outage; ``hits`` counts GETs;
@@ -431,13 +442,15 @@ class JwksServer:
         self.redirect_to: str | None = None
         self.hits = 0
         self.delay = 0.0
+        self.errors: list[str] = []
+        self._closing = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.hits += 1
-                if owner.delay:
-                    time.sleep(owner.delay)
+                if owner.delay and owner._closing.wait(owner.delay):
+                    return  # the test is over: answer nothing rather than write late
                 if owner.redirect_to:
                     self.send_response(302)
                     self.send_header("Location", owner.redirect_to)
@@ -460,7 +473,8 @@ class JwksServer:
 
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert_file, key_file)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.errors = self.errors
         self.httpd.daemon_threads = True
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(
@@ -476,6 +490,7 @@ class JwksServer:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self._closing.set()
         self.httpd.shutdown()
         self.thread.join(STOP_TIMEOUT)
         self.httpd.server_close()
