@@ -34,6 +34,7 @@ from grpcsec.pki import (
     IssuedCertificate,
     KeyType,
     certificates_pem,
+    check_anchors,
     inspect_bundle,
     load_certificates,
     load_private_key,
@@ -266,10 +267,10 @@ class TrustBundle:
     """PEM trust anchors for grpcio's ``root_certificates``, with where they came from.
 
     Never empty: grpcio would read ``b""`` as "use my bundled roots". Explicit bundles are parsed
-    in full and refuse certificates marked ``CA:false`` (a leaf passed as the CA is a common
-    mix-up). At most :data:`MAX_TRUST_CERTIFICATES` anchors. System bundles are only counted,
-    not parsed, because OS stores carry certificates that strict parsers reject; grpcio skips
-    those itself.
+    in full and hold CA certificates only (:func:`~grpcsec.pki.check_anchors`: a leaf or a v1
+    certificate passed as the CA is a common mix-up, and a false accept). At most
+    :data:`MAX_TRUST_CERTIFICATES` anchors. System bundles are only counted, not parsed, because
+    OS stores carry certificates that strict parsers reject; grpcio skips those itself.
 
     Not checked: expiry of the anchors, and whether they are the ones the peer chains to.
     """
@@ -292,14 +293,7 @@ class TrustBundle:
         :data:`MAX_TRUST_CERTIFICATES` certificates are refused before any is parsed)."""
         _check_trust_count(data.count(_BEGIN_CERTIFICATE), source)
         certificates = load_certificates(data, source=source, allow_der=False)
-        for index, certificate in enumerate(certificates, start=1):
-            if _is_ca(certificate) is False:
-                raise MaterialError(
-                    f"certificate {index} ({certificate.subject.rfc4514_string()}) is not a CA "
-                    "(basicConstraints CA:false); pass the CA certificate that issued it, "
-                    "not a server or client certificate",
-                    path=source,
-                )
+        check_anchors(certificates, source=source)
         return cls(
             pem=certificates_pem(certificates),
             source=source or "<memory>",

@@ -6,6 +6,7 @@ Modules: :mod:`~grpcsec.pki.keys` (key types), :mod:`~grpcsec.pki.names` (SANs, 
 atomic writing), :mod:`~grpcsec.pki.inspect` and :mod:`~grpcsec.pki.verify`.
 """
 
+from grpcsec.pki.anchors import anchor_problem, check_anchors
 from grpcsec.pki.authority import CertificateAuthority, IssuedCertificate, check_key_matches
 from grpcsec.pki.files import (
     CA_KEY_MODE,
@@ -44,7 +45,9 @@ __all__ = [
     "SubjectAltNames",
     "Validity",
     "VerifiedChain",
+    "anchor_problem",
     "certificates_pem",
+    "check_anchors",
     "check_key_matches",
     "fingerprint_sha256",
     "format_duration",

@@ -25,6 +25,7 @@ from cryptography.x509 import verification as xv
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from grpcsec.errors import VerificationError, VerifyReason
+from grpcsec.pki.anchors import check_anchors
 from grpcsec.pki.inspect import CertificateInfo
 
 __all__ = ["Role", "VerifiedChain", "host_matches", "verify_certificate"]
@@ -188,10 +189,13 @@ def verify_certificate(
     """Verify ``leaf`` against the ``trust`` anchors at ``now``.
 
     ``role`` checks the extended key usage; ``host`` (implies the server role) checks DNS/IP
-    SANs. Raises :class:`VerificationError` whose ``reason`` is the first check that failed.
+    SANs. Raises :class:`VerificationError` whose ``reason`` is the first check that failed,
+    and :class:`~grpcsec.errors.MaterialError` when an anchor is not a CA
+    (:func:`~grpcsec.pki.anchors.check_anchors`): bad input, not a verdict on ``leaf``.
     """
     if not trust:
         raise VerificationError(VerifyReason.UNKNOWN_AUTHORITY, "the trust bundle is empty")
+    check_anchors(trust)
     if host is not None:
         role = role or Role.SERVER
     info = CertificateInfo.of(leaf)
