@@ -153,9 +153,17 @@ def test_serve_and_call_refuse_a_non_ca_anchor(
 ) -> None:
     files = _write(tmp_path, pki, bad_anchors[kind])
     served = _cli(
-        "serve", "--listen", "127.0.0.1:0", "--cert", files["server_crt"],
-        "--key", files["server_key"], "--client-ca", files["bad"], timeout=30,
-    )  # fmt: skip
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--cert",
+        files["server_crt"],
+        "--key",
+        files["server_key"],
+        "--client-ca",
+        files["bad"],
+        timeout=30,
+    )
     _assert_one_line(served, "trust anchor 1")
     called = _cli("call", "127.0.0.1:1", "--ca", files["bad"], "--timeout", "1")
     _assert_one_line(called, "trust anchor 1")

@@ -7,6 +7,7 @@ package imports it. ``main`` is the console-script entry point.
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
@@ -38,7 +39,27 @@ from grpcsec.cli import renew_command as _renew_command  # noqa: E402, F401
 from grpcsec.cli import serve_command as _serve_command  # noqa: E402, F401
 from grpcsec.cli import token_commands as _token_commands  # noqa: E402, F401
 
+DEBUG_ENV = "GRPCSEC_DEBUG"
+
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point, and the last net under every command.
+
+    Each library layer maps the exceptions it knows to a :class:`~grpcsec.errors.GrpcsecError`
+    (one line, exit 2, see :mod:`grpcsec.cli._common`). Anything that still escapes is a grpcsec
+    bug, but the person at the terminal gets one line and exit 2 instead of a traceback that
+    may quote hostile input; ``GRPCSEC_DEBUG=1`` shows the traceback.
+    """
+    try:
+        app()
+    except Exception as exc:  # the documented last net (see the docstring)
+        if os.environ.get(DEBUG_ENV):
+            raise
+        from grpcsec.text import inert  # noqa: PLC0415
+
+        first = inert(str(exc).split("\n", 1)[0][:200])
+        sys.stderr.write(
+            f"error: unexpected {type(exc).__name__}: {first}; this is a grpcsec bug, "
+            f"please report it (set {DEBUG_ENV}=1 to see the traceback)\n"
+        )
+        raise SystemExit(2) from None

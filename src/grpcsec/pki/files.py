@@ -32,6 +32,8 @@ from cryptography.utils import CryptographyDeprecationWarning
 from grpcsec.errors import MaterialError
 from grpcsec.fileio import FileKind, read_file
 from grpcsec.pki.keys import PrivateKey, load_private_key
+from grpcsec.pki.wellformed import name_problem
+from grpcsec.text import inert
 
 __all__ = [
     "CA_KEY_MODE",
@@ -72,25 +74,39 @@ deprecation warning, e.g. a negative serial number)."""
 _X509 = TypeVar("_X509", x509.Certificate, x509.CertificateSigningRequest)
 
 
+class _MalformedError(ValueError):
+    """Framed and signed, but with content no peer may rely on; the text is the reason."""
+
+
 def _parse_x509(load: Callable[[], _X509]) -> _X509:
     """Run ``load`` and read every part cryptography parses lazily (names, serial number,
     extensions, public key), so a malformed certificate or CSR fails here, once, as
     ``ValueError`` (the callers' MaterialError), and not later in inspect, identity, signing or
     a handshake check.
 
-    Found by the ``pem`` fuzz target. Not checked: whether the values make sense (that is
-    verification's job).
+    Found by the ``pem`` fuzz target. Names are then held to :func:`~grpcsec.pki.wellformed.
+    name_problem` (NUL bytes, broken DNS names), raised as :class:`_MalformedError` whose text
+    callers show. Not checked: whether the values make sense (that is verification's job).
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", CryptographyDeprecationWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CryptographyDeprecationWarning)
+        try:
             value = load()
+        except CryptographyDeprecationWarning as exc:  # e.g. a negative serial number
+            raise _MalformedError(inert(str(exc).split("\n", 1)[0][:120])) from exc
+        except _PARSE_ERRORS as exc:
+            raise ValueError(str(exc).split("\n", 1)[0][:120]) from exc
+        try:
             _ = value.subject, value.extensions
             value.public_key()
             if isinstance(value, x509.Certificate):
                 _ = value.serial_number, value.issuer
-    except _PARSE_ERRORS as exc:
-        raise ValueError(str(exc).split("\n", 1)[0][:120]) from exc
+        except _PARSE_ERRORS as exc:
+            reason = inert(str(exc).split("\n", 1)[0][:120]) or type(exc).__name__
+            raise _MalformedError(reason) from exc
+    problem = name_problem(value)
+    if problem is not None:
+        raise _MalformedError(inert(problem))
     return value
 
 
@@ -122,6 +138,8 @@ def load_certificates(
                 )
             try:
                 return [_parse_x509(lambda: x509.load_der_x509_certificate(stripped))]
+            except _MalformedError as exc:
+                raise MaterialError(f"malformed certificate: {exc}", path=source) from exc
             except ValueError as exc:
                 raise MaterialError(
                     "neither PEM nor a valid DER certificate (corrupt or truncated)", path=source
@@ -143,6 +161,8 @@ def load_certificates(
             certificates.append(
                 _parse_x509(lambda block=block: x509.load_pem_x509_certificate(block))  # type: ignore[misc]
             )
+        except _MalformedError as exc:
+            raise MaterialError(f"certificate {index} is malformed: {exc}", path=source) from exc
         except ValueError as exc:
             raise MaterialError(
                 f"certificate {index} is corrupt (bad base64 or DER inside the PEM block)",
@@ -171,6 +191,8 @@ def load_csr(data: bytes, *, source: str | Path | None = None) -> x509.Certifica
             csr = _parse_x509(lambda: x509.load_pem_x509_csr(data.strip()))
         else:
             csr = _parse_x509(lambda: x509.load_der_x509_csr(data))
+    except _MalformedError as exc:
+        raise MaterialError(f"malformed certificate signing request: {exc}", path=source) from exc
     except ValueError as exc:
         raise MaterialError("not a valid certificate signing request", path=source) from exc
     if not csr.is_signature_valid:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 
 from grpcsec.errors import IssuanceError
+from grpcsec.pki.wellformed import a_label_problem
 from grpcsec.text import has_unsafe_characters, inert
 
 __all__ = [
@@ -78,6 +79,9 @@ def normalize_dns_name(name: str) -> str:
             raise IssuanceError(
                 f"invalid DNS name {name!r}: '*' is allowed only as the whole left-most label"
             )
+        problem = a_label_problem(label)
+        if problem is not None:
+            raise IssuanceError(f"invalid DNS name {name!r}: {problem}")
         if not _LABEL_UNDERSCORE.match(label):
             raise IssuanceError(
                 f"invalid DNS name {name!r}: label {label!r} must be 1-63 letters, digits or "
