@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -32,6 +32,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "PASSWORD_ENV",
+    "AllowWeakKeysOption",
     "console",
     "errors_to_exit",
     "fail",
@@ -51,6 +52,15 @@ console = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 T = TypeVar("T")
+
+
+AllowWeakKeysOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-weak-keys",
+        help="Accept RSA < 2048 bits, DSA, EC < 256 bits or SHA-1/MD5 signatures in our chain.",
+    ),
+]
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
