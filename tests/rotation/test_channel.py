@@ -13,8 +13,8 @@ import datetime as dt
 import json
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
