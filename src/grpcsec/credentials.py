@@ -41,6 +41,7 @@ from grpcsec.material import (
     as_trust_bundle,
 )
 from grpcsec.pki import IssuedCertificate, Role
+from grpcsec.pki.strength import weak_points
 
 __all__ = [
     "ChannelTLS",
@@ -51,9 +52,22 @@ __all__ = [
 
 
 def _check_leaf_for(
-    identity: KeyPair, role: Role, *, allow_unsupported_key: bool, require_host_san: bool
+    identity: KeyPair,
+    role: Role,
+    *,
+    allow_unsupported_key: bool,
+    require_host_san: bool,
+    allow_weak_keys: bool,
 ) -> None:
-    """The role checks grpcio would otherwise fail at handshake time with a vaguer message."""
+    """The role checks grpcio would otherwise fail at handshake time with a vaguer message,
+    and the strength check (:mod:`grpcsec.pki.strength`) peers may not make."""
+    weak = [] if allow_weak_keys else weak_points(identity.chain)
+    if weak:
+        raise MaterialError(
+            f"weak key material: {'; '.join(weak)}; reissue it (RSA >= 2048 bits, ECDSA P-256 "
+            "or stronger, SHA-256 signatures) or pass allow_weak_keys=True (--allow-weak-keys)",
+            path=identity.source,
+        )
     kind = identity.key_type
     if not allow_unsupported_key and kind is not None and not kind.grpc_leaf_supported:
         raise MaterialError(
@@ -101,14 +115,16 @@ class ServerTLS:
     mTLS here means what grpcio can do: the client certificate is requested, required and
     verified against ``client_ca``. (grpcio has no "request but optional" mode from Python.)
     Construction checks that the leaf can serve: its EKU allows serverAuth, it has a DNS or IP
-    SAN unless ``require_host_san=False``, and its key type works in grpcio unless
-    ``allow_unsupported_key=True``.
+    SAN unless ``require_host_san=False``, its key type works in grpcio unless
+    ``allow_unsupported_key=True``, and no key or signature in the chain is weak unless
+    ``allow_weak_keys=True``.
     """
 
     identity: KeyPair
     client_ca: TrustBundle | None = None
     require_host_san: bool = True
     allow_unsupported_key: bool = False
+    allow_weak_keys: bool = False
 
     def __post_init__(self) -> None:
         _check_leaf_for(
@@ -116,6 +132,7 @@ class ServerTLS:
             Role.SERVER,
             allow_unsupported_key=self.allow_unsupported_key,
             require_host_san=self.require_host_san,
+            allow_weak_keys=self.allow_weak_keys,
         )
 
     @classmethod
@@ -127,6 +144,7 @@ class ServerTLS:
         require_client_cert: bool | None = None,
         require_host_san: bool = True,
         allow_unsupported_key: bool = False,
+        allow_weak_keys: bool = False,
     ) -> ServerTLS:
         """Build from loose inputs. ``require_client_cert`` defaults to "whether ``client_ca``
         is given"; ``True`` without a CA, or ``False`` with one, is refused, because grpcio
@@ -147,6 +165,7 @@ class ServerTLS:
             client_ca=None if client_ca is None else as_trust_bundle(client_ca, "client CA bundle"),
             require_host_san=require_host_san,
             allow_unsupported_key=allow_unsupported_key,
+            allow_weak_keys=allow_weak_keys,
         )
 
     @property
@@ -168,13 +187,15 @@ class ChannelTLS:
     """A checked client TLS configuration: explicit trust anchors, and a client pair for mTLS.
 
     Construction checks that a client leaf allows clientAuth and that its key type works in
-    grpcio (unless ``allow_unsupported_key=True``). ``trust.source`` says where the roots came
+    grpcio (unless ``allow_unsupported_key=True``) and that its chain has no weak key or
+    signature (unless ``allow_weak_keys=True``). ``trust.source`` says where the roots came
     from.
     """
 
     trust: TrustBundle
     identity: KeyPair | None = None
     allow_unsupported_key: bool = False
+    allow_weak_keys: bool = False
     server_name: str | None = None
     session_resumption: bool = False
     _session_cache: object = field(default=None, init=False, repr=False, compare=False)
@@ -194,6 +215,7 @@ class ChannelTLS:
                 Role.CLIENT,
                 allow_unsupported_key=self.allow_unsupported_key,
                 require_host_san=False,
+                allow_weak_keys=self.allow_weak_keys,
             )
 
     @classmethod
@@ -204,6 +226,7 @@ class ChannelTLS:
         identity: KeyPair | IssuedCertificate | None = None,
         use_system_roots: bool = False,
         allow_unsupported_key: bool = False,
+        allow_weak_keys: bool = False,
         server_name: str | None = None,
         session_resumption: bool = False,
     ) -> ChannelTLS:
@@ -231,6 +254,7 @@ class ChannelTLS:
             trust=trust,
             identity=None if identity is None else as_key_pair(identity),
             allow_unsupported_key=allow_unsupported_key,
+            allow_weak_keys=allow_weak_keys,
             server_name=server_name,
             session_resumption=session_resumption,
         )
@@ -268,6 +292,7 @@ def server_credentials(
     require_client_cert: bool | None = None,
     require_host_san: bool = True,
     allow_unsupported_key: bool = False,
+    allow_weak_keys: bool = False,
 ) -> grpc.ServerCredentials:
     """Server credentials: TLS, or mTLS (client certificate required and verified) when
     ``client_ca`` is given. See :meth:`ServerTLS.create`."""
@@ -277,6 +302,7 @@ def server_credentials(
         require_client_cert=require_client_cert,
         require_host_san=require_host_san,
         allow_unsupported_key=allow_unsupported_key,
+        allow_weak_keys=allow_weak_keys,
     ).credentials()
 
 
@@ -286,6 +312,7 @@ def channel_credentials(
     identity: KeyPair | IssuedCertificate | None = None,
     use_system_roots: bool = False,
     allow_unsupported_key: bool = False,
+    allow_weak_keys: bool = False,
 ) -> grpc.ChannelCredentials:
     """Channel credentials trusting exactly ``ca`` (or the recorded system bundle), presenting
     ``identity`` for mTLS when given. Use :meth:`ChannelTLS.create` to see where the roots came
@@ -295,4 +322,5 @@ def channel_credentials(
         identity=identity,
         use_system_roots=use_system_roots,
         allow_unsupported_key=allow_unsupported_key,
+        allow_weak_keys=allow_weak_keys,
     ).credentials()

@@ -33,6 +33,7 @@ __all__ = [
     "PasswordError",
     "PolicyError",
     "RotationError",
+    "UntrustedIssuerError",
     "VerificationError",
     "VerifyReason",
 ]
@@ -96,6 +97,10 @@ class VerificationError(GrpcsecError):
 
 class RotationError(GrpcsecError):
     """New certificate material that was not swapped in; the last good material keeps serving."""
+
+
+class UntrustedIssuerError(RotationError):
+    """A rotated certificate whose chain does not lead to a CA served before or configured next."""
 
 
 class PolicyError(GrpcsecError):

@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -236,17 +237,25 @@ def test_refused_client_material_keeps_the_working_identity(
 
 
 def test_a_server_ca_rollover_seen_from_the_client(
-    rot_pki: RotPki, make_dir: Callable[[Layout], CertDir], mtls_server: Any
+    rot_pki: RotPki, make_dir: Callable[[Layout], CertDir], mtls_server: Any, tmp_path: Path
 ) -> None:
     """The client's CA bundle goes {A} -> {A, B} before the server's leaf moves to B; a bundle
-    sharing no CA with the one in service is refused."""
+    sharing no CA with the one in service is refused. Both leaves move to B, the CA each side
+    names as its next CA."""
     a, b = rot_pki.ca, rot_pki.new_ca
     certs = make_dir(Layout.RENAME)
     certs.write(client_leaf(a), ca=bundle(a))
+    next_ca = tmp_path / "next-ca.crt"
+    next_ca.write_bytes(bundle(b))
     tls, server_source = mtls_server()
     with serve("sync", tls.credentials) as server:
         channel = ReloadingChannel.from_files(
-            server.target, ca=certs.ca, cert=certs.cert, key=certs.key, interval=30.0
+            server.target,
+            ca=certs.ca,
+            cert=certs.cert,
+            key=certs.key,
+            next_ca=next_ca,
+            interval=30.0,
         )
         with channel:
             who(channel)
@@ -260,7 +269,7 @@ def test_a_server_ca_rollover_seen_from_the_client(
             swapped = {ReloadOutcome.LOADED, ReloadOutcome.UNCHANGED}
             certs.write(ca=bundle(a, b))
             assert channel.reload() in swapped
-            server_source.set(server_leaf(b), trust=bundle(a, b))
+            server_source.set(server_leaf(b), trust=bundle(a, b), next_ca=bundle(b))
             assert tls.reload() in swapped
             rotated = client_leaf(b, "client-b")  # a new channel, so a new handshake with B
             certs.write(rotated)

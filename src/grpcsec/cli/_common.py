@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -42,6 +42,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "PASSWORD_ENV",
+    "AllowWeakKeysOption",
     "console",
     "errors_to_exit",
     "escape",
@@ -78,6 +79,15 @@ def escape(value: object) -> str:
     """``value`` ready to sit inside a markup string: :func:`~grpcsec.text.inert`, then its
     ``[`` escaped, so it is shown as it is and never styles, links or moves the cursor."""
     return escape_markup(inert(value))
+
+
+AllowWeakKeysOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-weak-keys",
+        help="Accept RSA < 2048 bits, DSA, EC < 256 bits or SHA-1/MD5 signatures in our chain.",
+    ),
+]
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -23,6 +23,7 @@ from grpcsec.authn.client import StaticToken, TokenFile, TokenSource, token_chan
 from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,
+    AllowWeakKeysOption,
     console,
     errors_to_exit,
     escape,
@@ -49,6 +50,7 @@ def _channel_setup(
     key: Path | None,
     insecure: bool,
     server_name: str | None,
+    allow_weak_keys: bool = False,
 ) -> tuple[ChannelTLS | None, list[tuple[str, Any]]]:
     options: list[tuple[str, Any]] = [("grpc.use_local_subchannel_pool", 1)]
     if insecure:
@@ -67,6 +69,7 @@ def _channel_setup(
         identity=load_identity(cert, key),
         use_system_roots=system_roots,
         server_name=server_name,
+        allow_weak_keys=allow_weak_keys,
     )
     return tls, options + tls.channel_options()
 
@@ -124,6 +127,7 @@ def call(
     token_file: Annotated[
         Path | None, typer.Option("--token-file", metavar="FILE", help="Read the token here.")
     ] = None,
+    allow_weak_keys: AllowWeakKeysOption = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Call SayHello (or the health check) on TARGET and print the reply or why it failed."""
@@ -136,6 +140,7 @@ def call(
             key=key,
             insecure=insecure,
             server_name=server_name,
+            allow_weak_keys=allow_weak_keys,
         )
     if timeout <= 0:
         fail("--timeout must be positive")

@@ -35,7 +35,7 @@ from grpcsec.authn.options import AuthnOptions
 from grpcsec.authz import Authorizer, Decision
 from grpcsec.authz.check import AuthorizeCheck
 from grpcsec.cli import app
-from grpcsec.cli._common import errors_to_exit, load_identity
+from grpcsec.cli._common import AllowWeakKeysOption, errors_to_exit, load_identity
 from grpcsec.cli._startup import STOP_SIGNALS, stop_during_startup
 from grpcsec.credentials import ServerTLS
 from grpcsec.demo.service import DEFAULT_SERVER_OPTIONS, ServeConfig, start_aio, start_sync
@@ -44,8 +44,9 @@ from grpcsec.interceptors import Guard
 from grpcsec.material import load_key_pair
 from grpcsec.monitor.metrics import ServiceMetrics, serve_metrics
 from grpcsec.monitor.pump import MetricsPump
-from grpcsec.pki import parse_duration
+from grpcsec.pki import parse_duration, utcnow
 from grpcsec.rotation import ReloadingServerTLS
+from grpcsec.rotation.checks import check_dates
 from grpcsec.target import Target
 from grpcsec.text import get_logger
 
@@ -65,6 +66,8 @@ def _config(
     insecure: bool,
     reload_interval: float | None,
     max_connection_age: float,
+    next_ca: Path | None = None,
+    allow_weak_keys: bool = False,
 ) -> ServeConfig:
     target = Target.parse(listen, allow_port_zero=True)
     if insecure:
@@ -76,7 +79,9 @@ def _config(
         raise ConfigurationError(
             "pass --cert and --key (TLS), plus --client-ca for mTLS; plaintext needs --insecure"
         )
-    static = ServerTLS.create(identity, client_ca=client_ca)
+    # One date check for both modes, so --no-reload refuses what the watcher would refuse.
+    check_dates(identity.chain, utcnow(), source=str(cert))
+    static = ServerTLS.create(identity, client_ca=client_ca, allow_weak_keys=allow_weak_keys)
     options = DEFAULT_SERVER_OPTIONS
     if max_connection_age > 0:
         # Long-lived connections re-handshake, so rotated (or dropped) certificates take effect.
@@ -87,7 +92,12 @@ def _config(
     if reload_interval is None or _key_is_encrypted(cert, key):
         return ServeConfig(listen=target, tls=static, options=options)
     reloading = ReloadingServerTLS.from_files(
-        cert, key, client_ca=client_ca, interval=reload_interval
+        cert,
+        key,
+        client_ca=client_ca,
+        next_ca=next_ca,
+        interval=reload_interval,
+        allow_weak_keys=allow_weak_keys,
     )
     log.info(
         "watching the certificate files every %gs for rotation (SIGHUP reloads now)",
@@ -274,6 +284,16 @@ def serve(
     no_reload: Annotated[
         bool, typer.Option("--no-reload", help="Do not watch the certificate files.")
     ] = False,
+    next_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--next-ca",
+            metavar="FILE",
+            help="CA bundle a rotated certificate may move to (besides the CA it was served "
+            "from); watched like the certificate.",
+        ),
+    ] = None,
+    allow_weak_keys: AllowWeakKeysOption = False,
     max_connection_age: Annotated[
         str,
         typer.Option(
@@ -343,6 +363,8 @@ def serve(
                 insecure=insecure,
                 reload_interval=interval,
                 max_connection_age=age if isinstance(age, float) else age.total_seconds(),
+                next_ca=next_ca,
+                allow_weak_keys=allow_weak_keys,
             )
             access = _Access(
                 authn=AuthnOptions(

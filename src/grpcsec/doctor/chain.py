@@ -17,13 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from grpcsec.pki import CertificateInfo, host_matches
 from grpcsec.pki.inspect import common_name
+from grpcsec.pki.strength import describe, self_issued, weak_points
+from grpcsec.pki.strength import issued_by as _issued_by
 
 __all__ = [
     "PathResult",
@@ -37,28 +36,6 @@ __all__ = [
 ]
 
 _MAX_DEPTH = 10
-
-
-def describe(certificate: x509.Certificate) -> str:
-    """A short, quoted name for messages: the subject, or the serial when it is empty."""
-    subject = certificate.subject.rfc4514_string()
-    if subject:
-        return f"'{subject}'"
-    return f"the certificate with serial {certificate.serial_number:x}"
-
-
-def _self_issued(certificate: x509.Certificate) -> bool:
-    return certificate.issuer == certificate.subject
-
-
-def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    if child.issuer != parent.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(parent)
-    except Exception:  # noqa: BLE001 (InvalidSignature, ValueError, TypeError, unsupported keys)
-        return False
-    return True
 
 
 def _find(child: x509.Certificate, pool: Sequence[x509.Certificate]) -> x509.Certificate | None:
@@ -96,13 +73,13 @@ def build_path(
     from_bundle: list[x509.Certificate] = []
     current = leaf
     for _ in range(_MAX_DEPTH):
-        if _self_issued(current):
+        if self_issued(current):
             if current in anchors:
                 return PathResult(trusted=True, path=tuple(path), from_bundle=tuple(from_bundle))
             return PathResult(trusted=False, path=tuple(path), untrusted_root=current)
         issuer = _find(current, anchors)
         if issuer is not None and issuer not in served:
-            if not _self_issued(issuer):
+            if not self_issued(issuer):
                 from_bundle.append(issuer)
         else:
             issuer = _find(current, served)
@@ -163,24 +140,3 @@ def lifetime_problem(certificate: x509.Certificate, now: dt.datetime) -> str | N
             f"({days:.1f} days left, until {info.not_after:%Y-%m-%d %H:%M}Z)"
         )
     return None
-
-
-def weak_points(certificates: Sequence[x509.Certificate]) -> list[str]:
-    """Weak keys (RSA < 2048 bits, EC < 256 bits) and weak signatures (MD5, SHA-1) among
-    ``certificates``; a self-signed root's own signature is not judged (nobody verifies it)."""
-    found: list[str] = []
-    for certificate in certificates:
-        key = certificate.public_key()
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
-            found.append(f"{describe(certificate)} has a {key.key_size}-bit RSA key")
-        if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 256:
-            found.append(f"{describe(certificate)} has a {key.curve.key_size}-bit EC key")
-        if _self_issued(certificate):
-            continue
-        try:
-            algorithm = certificate.signature_hash_algorithm
-        except UnsupportedAlgorithm:
-            algorithm = None
-        if isinstance(algorithm, hashes.SHA1 | hashes.MD5):
-            found.append(f"{describe(certificate)} is signed with {algorithm.name.upper()}")
-    return found

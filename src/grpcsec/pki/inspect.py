@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from grpcsec.pki.keys import describe_public_key
 from grpcsec.pki.names import SubjectAltNames
+from grpcsec.pki.strength import issued_by as _issued_by
 from grpcsec.pki.validity import format_duration
 
 __all__ = [
@@ -234,16 +235,6 @@ class BundleReport:
         if all(info.self_signed for info in self.certificates):
             return "trust_bundle"
         return "unordered"
-
-
-def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    if child.issuer != parent.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(parent)
-    except Exception:  # noqa: BLE001 (InvalidSignature, ValueError, TypeError, unsupported keys)
-        return False
-    return True
 
 
 def inspect_bundle(certificates: Sequence[x509.Certificate]) -> BundleReport:

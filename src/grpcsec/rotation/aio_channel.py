@@ -59,6 +59,7 @@ class AioReloadingChannel(WatcherCounters, grpc.aio.Channel):  # type: ignore[mi
         drain_timeout: float | None = 600.0,
         allow_ca_replacement: bool = False,
         allow_unsupported_key: bool = False,
+        allow_weak_keys: bool = False,
         attempts: int = 4,
         retry_delay: float = 0.1,
         full_check_every: int = 10,
@@ -89,6 +90,7 @@ class AioReloadingChannel(WatcherCounters, grpc.aio.Channel):  # type: ignore[mi
             load=channel_checker(
                 allow_ca_replacement=allow_ca_replacement,
                 allow_unsupported_key=allow_unsupported_key,
+                allow_weak_keys=allow_weak_keys,
             ),
             apply=self._apply,
             describe=ChannelMaterial.describe,
@@ -111,10 +113,13 @@ class AioReloadingChannel(WatcherCounters, grpc.aio.Channel):  # type: ignore[mi
         cert: StrPath | None = None,
         key: StrPath | None = None,
         issuers: StrPath | None = None,
+        next_ca: StrPath | None = None,
         **options: Any,  # noqa: ANN401 (the keyword options of __init__)
     ) -> AioReloadingChannel:
         """Watch a CA bundle file and, for mTLS, a client chain and key file."""
-        return cls(target, FileSource.of(cert, key, trust=ca, issuers=issuers), **options)
+        return cls(
+            target, FileSource.of(cert, key, trust=ca, issuers=issuers, next_ca=next_ca), **options
+        )
 
     # -- swapping ---------------------------------------------------------------------------------
     def _apply(self, material: ChannelMaterial) -> None:

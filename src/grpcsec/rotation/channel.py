@@ -52,15 +52,22 @@ _CLOSED = "Cannot invoke RPC: the reloading channel is closed"
 
 
 def channel_checker(
-    *, allow_ca_replacement: bool, allow_unsupported_key: bool
+    *, allow_ca_replacement: bool, allow_unsupported_key: bool, allow_weak_keys: bool = False
 ) -> Callable[[RawMaterial, dt.datetime, ChannelMaterial | None], ChannelMaterial]:
     """The ``load`` function of a channel watcher: material checks, then the CA-bundle rule
-    (a new bundle must share a CA with the one in service unless ``allow_ca_replacement``)."""
+    (a new bundle must share a CA with the one in service unless ``allow_ca_replacement``), and
+    the lineage rule for the client pair (:mod:`grpcsec.rotation.lineage`)."""
 
     def check(
         raw: RawMaterial, now: dt.datetime, current: ChannelMaterial | None
     ) -> ChannelMaterial:
-        material = check_channel_material(raw, now=now, allow_unsupported_key=allow_unsupported_key)
+        material = check_channel_material(
+            raw,
+            now=now,
+            allow_unsupported_key=allow_unsupported_key,
+            allow_weak_keys=allow_weak_keys,
+            lineage=current.lineage if current is not None else None,
+        )
         if current is not None:
             check_trust_change(
                 current.server_cas,
@@ -107,6 +114,7 @@ class ReloadingChannel(WatcherCounters, grpc.Channel):  # type: ignore[misc]  # 
         drain_timeout: float | None = 600.0,
         allow_ca_replacement: bool = False,
         allow_unsupported_key: bool = False,
+        allow_weak_keys: bool = False,
         attempts: int = 4,
         retry_delay: float = 0.1,
         full_check_every: int = 10,
@@ -130,6 +138,7 @@ class ReloadingChannel(WatcherCounters, grpc.Channel):  # type: ignore[misc]  # 
             load=channel_checker(
                 allow_ca_replacement=allow_ca_replacement,
                 allow_unsupported_key=allow_unsupported_key,
+                allow_weak_keys=allow_weak_keys,
             ),
             apply=self._apply,
             describe=ChannelMaterial.describe,
@@ -152,10 +161,13 @@ class ReloadingChannel(WatcherCounters, grpc.Channel):  # type: ignore[misc]  # 
         cert: StrPath | None = None,
         key: StrPath | None = None,
         issuers: StrPath | None = None,
+        next_ca: StrPath | None = None,
         **options: Any,  # noqa: ANN401 (the keyword options of __init__)
     ) -> ReloadingChannel:
         """Watch a CA bundle file and, for mTLS, a client chain and key file."""
-        return cls(target, FileSource.of(cert, key, trust=ca, issuers=issuers), **options)
+        return cls(
+            target, FileSource.of(cert, key, trust=ca, issuers=issuers, next_ca=next_ca), **options
+        )
 
     # -- swapping ---------------------------------------------------------------------------------
     def _apply(self, material: ChannelMaterial) -> None:

@@ -15,7 +15,11 @@ checked values, or raise the grpcsec error that says why not:
 * when the source has an ``issuers`` bundle, the chain verifies against it
   (:func:`grpcsec.pki.verify_certificate` with the role);
 * a server in mTLS mode has a client-CA bundle in every generation (an empty one would fail
-  every client handshake, grpcio-security.md §1.2).
+  every client handshake, grpcio-security.md §1.2);
+* the chain leads to a CA this identity was served from, or to a configured next CA
+  (:class:`~grpcsec.rotation.lineage.Lineage`; the first generation establishes the lineage);
+* no weak key or signature in the chain unless ``allow_weak_keys``
+  (:mod:`grpcsec.pki.strength`).
 
 Trust *changes* (a bundle that drops a CA still in use) are judged in
 :mod:`grpcsec.rotation.trust`, because they compare two generations. Not checked: revocation,
@@ -37,11 +41,13 @@ from grpcsec.errors import (
     KeyMismatchError,
     MaterialError,
     RotationError,
+    UntrustedIssuerError,
     VerificationError,
     VerifyReason,
 )
 from grpcsec.material import KeyPair, TrustBundle
 from grpcsec.pki import CertificateInfo, Role, load_certificates, verify_certificate
+from grpcsec.rotation.lineage import Lineage
 from grpcsec.rotation.sources import RawMaterial
 
 __all__ = [
@@ -66,6 +72,8 @@ class FailureKind(enum.Enum):
     """Retried at every poll: it goes into service once valid."""
     UNTRUSTED = "untrusted"
     """The chain does not verify against the configured issuers."""
+    UNTRUSTED_ISSUER = "untrusted_issuer"
+    """The chain does not lead to a CA served before or to a configured next CA."""
     TRUST_DROPPED = "trust_dropped"
     """A new trust bundle drops a CA that is still needed (see :mod:`grpcsec.rotation.trust`)."""
     ERROR = "error"
@@ -86,6 +94,8 @@ _BY_REASON = {
 
 def classify(error: BaseException) -> FailureKind:
     """The :class:`FailureKind` of an error raised while reading or checking material."""
+    if isinstance(error, UntrustedIssuerError):
+        return FailureKind.UNTRUSTED_ISSUER
     if isinstance(error, KeyMismatchError):
         return FailureKind.KEY_MISMATCH
     if isinstance(error, VerificationError):
@@ -104,6 +114,7 @@ class ServerMaterial:
     tls: ServerTLS
     client_cas: tuple[x509.Certificate, ...]
     digest: str
+    lineage: Lineage
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -122,6 +133,8 @@ class ChannelMaterial:
     tls: ChannelTLS
     server_cas: tuple[x509.Certificate, ...]
     digest: str
+    lineage: Lineage | None
+    """``None`` while the channel has no client certificate."""
 
     @property
     def leaf(self) -> x509.Certificate | None:
@@ -180,6 +193,26 @@ def _bundle(data: bytes | None, name: str) -> tuple[TrustBundle, tuple[x509.Cert
     return bundle, tuple(load_certificates(bundle.pem, source=name))
 
 
+def _configured(raw: RawMaterial) -> tuple[x509.Certificate, ...]:
+    """The CAs a chain may lead to by configuration: the issuers and next-CA bundles."""
+    issuers = _bundle(raw.issuers, raw.issuers_name)[1] if raw.issuers is not None else ()
+    next_ca = _bundle(raw.next_ca, raw.next_ca_name)[1] if raw.next_ca is not None else ()
+    return issuers + next_ca
+
+
+def _check_lineage(
+    raw: RawMaterial,
+    pair: KeyPair,
+    previous: Lineage | None,
+    peer_cas: tuple[x509.Certificate, ...],
+) -> Lineage:
+    """Seed the lineage from the first generation, or admit a later one into it."""
+    configured = _configured(raw)
+    if previous is None:
+        return Lineage.seed(pair.chain, candidates=configured + peer_cas)
+    return previous.admit(pair.chain, configured=configured, source=raw.chain_name)
+
+
 def _check_issuers(raw: RawMaterial, pair: KeyPair, role: Role, now: dt.datetime) -> None:
     if raw.issuers is None:
         return
@@ -203,8 +236,13 @@ def check_server_material(
     mutual: bool,
     require_host_san: bool = True,
     allow_unsupported_key: bool = False,
+    allow_weak_keys: bool = False,
+    lineage: Lineage | None = None,
 ) -> ServerMaterial:
     """Check raw server material at ``now``; raise the grpcsec error naming the first problem.
+
+    ``lineage`` is that of the material in service (``None`` for the first generation, which
+    establishes it).
 
     ``mutual`` says whether the server requires client certificates: then the raw material must
     carry a client-CA bundle, and without it a bundle is refused (grpcio would silently never
@@ -234,15 +272,23 @@ def check_server_material(
         client_ca=client_ca,
         require_host_san=require_host_san,
         allow_unsupported_key=allow_unsupported_key,
+        allow_weak_keys=allow_weak_keys,
     )
     _check_issuers(raw, pair, Role.SERVER, now)
-    return ServerMaterial(tls=tls, client_cas=client_cas, digest=raw.digest)
+    grown = _check_lineage(raw, pair, lineage, client_cas)
+    return ServerMaterial(tls=tls, client_cas=client_cas, digest=raw.digest, lineage=grown)
 
 
 def check_channel_material(
-    raw: RawMaterial, *, now: dt.datetime, allow_unsupported_key: bool = False
+    raw: RawMaterial,
+    *,
+    now: dt.datetime,
+    allow_unsupported_key: bool = False,
+    allow_weak_keys: bool = False,
+    lineage: Lineage | None = None,
 ) -> ChannelMaterial:
-    """Check raw client material at ``now``: a CA bundle, and a client pair when present."""
+    """Check raw client material at ``now``: a CA bundle, and a client pair when present
+    (whose chain must stay in ``lineage``, the lineage of the pair in service, if any)."""
     if (raw.chain is None) != (raw.key is None):
         raise ConfigurationError(
             "a client certificate needs both the certificate and the key "
@@ -254,7 +300,14 @@ def check_channel_material(
     if raw.chain is not None and raw.key is not None:
         pair = KeyPair.from_pem(raw.chain, raw.key, source=raw.chain_name, key_source=raw.key_name)
         check_dates(pair.chain, now, source=raw.chain_name)
-    tls = ChannelTLS(trust=bundle, identity=pair, allow_unsupported_key=allow_unsupported_key)
+    tls = ChannelTLS(
+        trust=bundle,
+        identity=pair,
+        allow_unsupported_key=allow_unsupported_key,
+        allow_weak_keys=allow_weak_keys,
+    )
+    grown: Lineage | None = None
     if pair is not None:
         _check_issuers(raw, pair, Role.CLIENT, now)
-    return ChannelMaterial(tls=tls, server_cas=cas, digest=raw.digest)
+        grown = _check_lineage(raw, pair, lineage, cas)
+    return ChannelMaterial(tls=tls, server_cas=cas, digest=raw.digest, lineage=grown)

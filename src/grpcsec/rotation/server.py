@@ -62,7 +62,9 @@ class ReloadingServerTLS(WatcherCounters):
     :meth:`request_reload` load at once.
 
     ``mutual`` defaults to whether the first material has a client-CA bundle, and cannot change
-    later (grpcio fixes it at bind time). Client-CA bundle changes follow
+    later (grpcio fixes it at bind time). A new chain must lead to a CA the server was served
+    from, or to a CA in the source's next-CA bundle (:mod:`grpcsec.rotation.lineage`); a
+    foreign pair is refused with failure kind ``untrusted_issuer``. Client-CA bundle changes follow
     :func:`~grpcsec.rotation.trust.check_trust_change`: a bundle that shares no CA with the one
     in service is refused unless ``allow_client_ca_replacement``; a bundle must keep every CA in
     ``required_client_issuers``; and it must keep every CA that verified a client (as recorded
@@ -82,6 +84,7 @@ class ReloadingServerTLS(WatcherCounters):
         interval: float = 1.0,
         require_host_san: bool = True,
         allow_unsupported_key: bool = False,
+        allow_weak_keys: bool = False,
         required_client_issuers: Iterable[x509.Certificate] = (),
         client_ca_grace: float = 600.0,
         allow_client_ca_replacement: bool = False,
@@ -96,6 +99,7 @@ class ReloadingServerTLS(WatcherCounters):
         self._mutual = mutual
         self._require_host_san = require_host_san
         self._allow_unsupported_key = allow_unsupported_key
+        self._allow_weak_keys = allow_weak_keys
         self._required = tuple(required_client_issuers)
         self._grace = client_ca_grace
         self._allow_replacement = allow_client_ca_replacement
@@ -125,11 +129,13 @@ class ReloadingServerTLS(WatcherCounters):
         *,
         client_ca: StrPath | None = None,
         issuers: StrPath | None = None,
+        next_ca: StrPath | None = None,
         **options: Any,  # noqa: ANN401 (the keyword options of __init__)
     ) -> ReloadingServerTLS:
-        """Watch a chain file, its key, and optionally a client-CA bundle (mTLS) and an
-        issuers bundle the chain must verify against. ``options`` are those of the class."""
-        source = FileSource.of(cert, key, trust=client_ca, issuers=issuers)
+        """Watch a chain file, its key, and optionally a client-CA bundle (mTLS), an issuers
+        bundle the chain must verify against, and a next-CA bundle the chain may rotate to
+        (:mod:`grpcsec.rotation.lineage`). ``options`` are those of the class."""
+        source = FileSource.of(cert, key, trust=client_ca, issuers=issuers, next_ca=next_ca)
         return cls(source, mutual=client_ca is not None, **options)
 
     # -- checks and swaps (watcher thread) ------------------------------------------------------
@@ -143,6 +149,8 @@ class ReloadingServerTLS(WatcherCounters):
             mutual=mutual,
             require_host_san=self._require_host_san,
             allow_unsupported_key=self._allow_unsupported_key,
+            allow_weak_keys=self._allow_weak_keys,
+            lineage=current.lineage if current is not None else None,
         )
         if mutual:
             check_trust_change(

@@ -47,27 +47,31 @@ __all__ = ["CertificateSource", "FileSource", "MemorySource", "RawMaterial"]
 class RawMaterial:
     """Unchecked bytes as a source read them, with the names to put in error messages.
 
-    ``chain`` and ``key`` are this side's certificate chain (leaf first) and private key (both
-    ``None`` for a TLS client without a certificate). ``trust`` is the CA bundle this side
-    verifies its *peer* with: the client-CA bundle on a server, the server CA bundle on a
-    client. ``issuers`` is an optional bundle that this side's own chain must verify against.
-    ``digest`` is a SHA-256 over all parts, used to tell new material from material already
-    seen; the key never appears in ``repr``.
+        ``chain`` and ``key`` are this side's certificate chain (leaf first) and private key (both
+        ``None`` for a TLS client without a certificate). ``trust`` is the CA bundle this side
+        verifies its *peer* with: the client-CA bundle on a server, the server CA bundle on a
+        client. ``issuers`` is an optional bundle that this side's own chain must verify against;
+    ``next_ca`` an optional bundle of CAs a rotated chain may move to (see
+    :mod:`grpcsec.rotation.lineage`).
+        ``digest`` is a SHA-256 over all parts, used to tell new material from material already
+        seen; the key never appears in ``repr``.
     """
 
     chain: bytes | None
     key: bytes | None = field(repr=False)
     trust: bytes | None = None
     issuers: bytes | None = None
+    next_ca: bytes | None = None
     chain_name: str = "<certificate>"
     key_name: str = "<key>"
     trust_name: str = "<trust bundle>"
     issuers_name: str = "<issuers>"
+    next_ca_name: str = "<next CA>"
     digest: str = field(init=False)
 
     def __post_init__(self) -> None:
         hasher = hashlib.sha256()
-        for part in (self.chain, self.key, self.trust, self.issuers):
+        for part in (self.chain, self.key, self.trust, self.issuers, self.next_ca):
             if part is None:
                 hasher.update(b"\x00")
             else:
@@ -82,6 +86,7 @@ class RawMaterial:
                 ("key", self.key),
                 ("trust", self.trust),
                 ("issuers", self.issuers),
+                ("next_ca", self.next_ca),
             )
             if part is not None
         ]
@@ -120,15 +125,19 @@ class FileSource:
 
     ``trust`` is the client-CA bundle for a server (it turns on mTLS) or the server CA bundle
     for a client. ``issuers`` is a bundle the chain must verify against (often the same file as
-    ``trust`` when one CA issues both sides, as in cert-manager's ``ca.crt``). Paths may be
-    symlinks; they are resolved at every read. ``cert`` and ``key`` must both be given or both
-    be omitted (a client with no certificate watches only its ``trust`` bundle).
+    ``trust`` when one CA issues both sides, as in cert-manager's ``ca.crt``). ``next_ca`` is a
+    bundle of CAs the chain may rotate to besides those it was served from (a planned CA change;
+    :mod:`grpcsec.rotation.lineage`); it is watched too, so it can be added without a restart.
+    Paths may be symlinks; they are resolved at every read. ``cert`` and ``key``
+    must both be given or both be omitted (a client with no certificate watches
+    only its ``trust`` bundle).
     """
 
     cert: Path | None
     key: Path | None
     trust: Path | None = None
     issuers: Path | None = None
+    next_ca: Path | None = None
 
     def __post_init__(self) -> None:
         if (self.cert is None) != (self.key is None):
@@ -146,18 +155,26 @@ class FileSource:
         *,
         trust: StrPath | None = None,
         issuers: StrPath | None = None,
+        next_ca: StrPath | None = None,
     ) -> FileSource:
         """Build from strings or paths."""
 
         def path(value: StrPath | None) -> Path | None:
             return None if value is None else Path(value)
 
-        return cls(cert=path(cert), key=path(key), trust=path(trust), issuers=path(issuers))
+        return cls(
+            cert=path(cert),
+            key=path(key),
+            trust=path(trust),
+            issuers=path(issuers),
+            next_ca=path(next_ca),
+        )
 
     @property
     def paths(self) -> tuple[Path, ...]:
         """Every watched file, in the order they are read."""
-        return tuple(p for p in (self.cert, self.key, self.trust, self.issuers) if p is not None)
+        parts = (self.cert, self.key, self.trust, self.issuers, self.next_ca)
+        return tuple(p for p in parts if p is not None)
 
     @property
     def description(self) -> str:
@@ -186,10 +203,12 @@ class FileSource:
             key=load(self.key, FileKind.KEY),
             trust=load(self.trust),
             issuers=load(self.issuers),
+            next_ca=load(self.next_ca),
             chain_name=str(self.cert),
             key_name=str(self.key),
             trust_name=str(self.trust),
             issuers_name=str(self.issuers),
+            next_ca_name=str(self.next_ca),
         )
 
 
@@ -208,25 +227,33 @@ class MemorySource:
         *,
         trust: bytes | None = None,
         issuers: bytes | None = None,
+        next_ca: bytes | None = None,
         description: str = "memory",
     ) -> None:
         self._lock = threading.Lock()
         self._description = description
         self._generation = 0
-        self._raw = self._make(chain, key, trust, issuers)
+        self._raw = self._make(chain, key, trust, issuers, next_ca)
 
     def _make(
-        self, chain: bytes | None, key: bytes | None, trust: bytes | None, issuers: bytes | None
+        self,
+        chain: bytes | None,
+        key: bytes | None,
+        trust: bytes | None,
+        issuers: bytes | None,
+        next_ca: bytes | None = None,
     ) -> RawMaterial:
         return RawMaterial(
             chain=chain,
             key=key,
             trust=trust,
             issuers=issuers,
+            next_ca=next_ca,
             chain_name=f"{self._description} certificate",
             key_name=f"{self._description} key",
             trust_name=f"{self._description} trust bundle",
             issuers_name=f"{self._description} issuers",
+            next_ca_name=f"{self._description} next CA",
         )
 
     @classmethod
@@ -236,6 +263,7 @@ class MemorySource:
         *,
         trust: TrustBundle | CertificateAuthority | bytes | None = None,
         issuers: TrustBundle | CertificateAuthority | bytes | None = None,
+        next_ca: TrustBundle | CertificateAuthority | bytes | None = None,
         description: str = "memory",
     ) -> MemorySource:
         """Build from grpcsec values (a pair or a just-issued certificate, CAs or bundles)."""
@@ -245,6 +273,7 @@ class MemorySource:
             key,
             trust=_bundle_bytes(trust),
             issuers=_bundle_bytes(issuers),
+            next_ca=_bundle_bytes(next_ca),
             description=description,
         )
 
@@ -268,12 +297,14 @@ class MemorySource:
         *,
         trust: TrustBundle | CertificateAuthority | bytes | None = None,
         issuers: TrustBundle | CertificateAuthority | bytes | None = None,
+        next_ca: TrustBundle | CertificateAuthority | bytes | None = None,
         keep_identity: bool = False,
         keep_trust: bool = False,
         keep_issuers: bool = False,
     ) -> None:
         """Replace the material. ``keep_*=True`` keeps that part as it is (for example, roll
-        only the client-CA bundle with ``set(keep_identity=True, trust=...)``)."""
+        only the client-CA bundle with ``set(keep_identity=True, trust=...)``); ``keep_issuers``
+        keeps the next CA too."""
         with self._lock:
             old = self._raw
             chain, key = (old.chain, old.key) if keep_identity else _pair_bytes(identity)
@@ -282,6 +313,7 @@ class MemorySource:
                 key,
                 old.trust if keep_trust else _bundle_bytes(trust),
                 old.issuers if keep_issuers else _bundle_bytes(issuers),
+                old.next_ca if keep_issuers else _bundle_bytes(next_ca),
             )
             self._generation += 1
 
@@ -292,10 +324,11 @@ class MemorySource:
         *,
         trust: bytes | None = None,
         issuers: bytes | None = None,
+        next_ca: bytes | None = None,
     ) -> None:
         """Replace the material with raw bytes, unchecked (tests feed bad material this way)."""
         with self._lock:
-            self._raw = self._make(chain, key, trust, issuers)
+            self._raw = self._make(chain, key, trust, issuers, next_ca)
             self._generation += 1
 
     def __repr__(self) -> str:
