@@ -48,3 +48,22 @@ def test_port_zero_for_listening_and_facts() -> None:
     assert target.is_loopback
     assert not Target.parse("example.com:1").is_loopback
     assert Target.parse("localhost:1").is_loopback
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [
+        (":50051", "::", 50051),
+        (":0", "::", 0),
+        ("127.0.0.1:0", "127.0.0.1", 0),
+        ("[::1]:7", "::1", 7),
+    ],
+)
+def test_listen_takes_colon_port_for_all_interfaces(text: str, host: str, port: int) -> None:
+    """``:PORT`` is every interface, as grpc-go and Go's net.Listen read it; dialling refuses it."""
+    target = Target.listen(text)
+    assert (target.host, target.port) == (host, port)
+    with pytest.raises(ConfigurationError, match="use HOST:PORT"):
+        Target.parse(":50051")
+    with pytest.raises(ConfigurationError):
+        Target.listen(":port")

@@ -2,7 +2,9 @@
 
 Accepted: ``name:port``, ``1.2.3.4:port``, ``[::1]:port``. A bare IPv6 address without brackets
 is refused because its last colon is ambiguous. Port 0 is accepted only where the caller allows
-it (listening). Not checked: that the name resolves.
+it (listening). To listen, :meth:`Target.listen` also takes ``:PORT`` for all interfaces, as
+grpc-go and ``net.Listen`` do (``[::]``, which grpc core binds dual-stack). Not checked: that
+the name resolves.
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ class Target:
         if port == 0 and not allow_port_zero:
             raise ConfigurationError(f"invalid address {text!r}: port 0 only makes sense to listen")
         return cls(host=host, port=port)
+
+    @classmethod
+    def listen(cls, text: str) -> Target:
+        """A listening address: ``HOST:PORT`` with port 0 allowed, or ``:PORT`` for all
+        interfaces (``[::]:PORT``)."""
+        raw = text.strip()
+        if raw.startswith(":") and raw[1:].isdigit():
+            raw = f"[::]{raw}"
+        return cls.parse(raw, allow_port_zero=True)
 
     @property
     def is_ip(self) -> bool:

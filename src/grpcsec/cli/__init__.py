@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -26,6 +27,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from grpcsec import __version__  # noqa: PLC0415 (only when asked)
+
+        sys.stdout.write(f"grpcsec {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print grpcsec's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Secure gRPC services: certificates, TLS/mTLS credentials, identity and diagnostics."""
+
 
 # Command groups register themselves on import (order = order in --help).
 from grpcsec.cli import call_command as _call_command  # noqa: E402, F401

@@ -281,7 +281,7 @@ def _listen_address(text: str) -> Target:
     cleaned = text.strip()
     if cleaned.isdigit():
         cleaned = f"127.0.0.1:{cleaned}"
-    return Target.parse(cleaned, allow_port_zero=True)
+    return Target.listen(cleaned)
 
 
 def _interval(text: str) -> dt.timedelta:

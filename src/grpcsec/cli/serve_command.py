@@ -69,7 +69,7 @@ def _config(
     next_ca: Path | None = None,
     allow_weak_keys: bool = False,
 ) -> ServeConfig:
-    target = Target.parse(listen, allow_port_zero=True)
+    target = Target.listen(listen)
     if insecure:
         if cert or key or client_ca:
             raise ConfigurationError("--insecure serves plaintext; drop --cert/--key/--client-ca")
@@ -162,9 +162,7 @@ def _extras(
     with errors_to_exit():
         if metrics_listen is not None:
             metrics = ServiceMetrics(CollectorRegistry())
-            exporter = serve_metrics(
-                metrics.registry, Target.parse(metrics_listen, allow_port_zero=True)
-            )
+            exporter = serve_metrics(metrics.registry, Target.listen(metrics_listen))
         guard, authorizer = _guard(access, config, metrics)
     try:
         if guard is not None:
