@@ -152,7 +152,12 @@ def test_bad_input_is_exit_2(pki_dir: Path, tmp_path: Path) -> None:
     )
 
 
-def test_a_certificate_from_another_ca_needs_new_issuer(pki_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flags", [("--once", "--force"), ("--once",)], ids=["force", "not-due"])
+def test_a_certificate_from_another_ca_needs_new_issuer(
+    pki_dir: Path, tmp_path: Path, flags: tuple[str, ...]
+) -> None:
+    """Refused at once as bad input (exit 2), due or not: before, a wrong --ca-dir answered
+    "not due" until the day the renewal failed."""
     other = tmp_path / "other"
     ok(run("init", "--dir", other))
     assert_one_error_line(
@@ -164,12 +169,11 @@ def test_a_certificate_from_another_ca_needs_new_issuer(pki_dir: Path, tmp_path:
             other / "server.crt",
             "--key",
             other / "server.key",
-            "--once",
-            "--force",
+            *flags,
         ),
         "not by this CA",
         "--new-issuer",
-        code=1,
+        code=2,
     )
     ok(
         run(
@@ -187,6 +191,21 @@ def test_a_certificate_from_another_ca_needs_new_issuer(pki_dir: Path, tmp_path:
     )
     verified = run("verify", other / "server.crt", "--ca", pki_dir / "ca.crt", "--json")
     assert json.loads(verified.stdout)["ok"] is True
+
+
+def test_the_agent_refuses_a_certificate_from_another_ca_at_start(
+    pki_dir: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    ok(run("init", "--dir", other))
+    result = subprocess.run(
+        [*GRPCSEC, "renew", "--ca-dir", str(pki_dir), "--cert", str(other / "server.crt"),
+         "--key", str(other / "server.key"), "--check-interval", "1s"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "not by this CA" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_the_hook_runs_after_renewal_and_its_failure_is_exit_1(

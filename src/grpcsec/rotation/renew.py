@@ -372,8 +372,11 @@ class Renewer:
         return load_certificate_file(self.cert, allow_der=False)[0]
 
     def plan(self, now: dt.datetime) -> RenewalPlan:
-        """Read the certificate and say when it is due (raises MaterialError if unreadable)."""
+        """Read the certificate and say when it is due. Raises MaterialError if unreadable, and
+        RotationError at once when this CA did not issue it (without ``allow_other_issuer``):
+        otherwise a wrong ``--ca-dir`` would read "not due" until the day renewal fails."""
         leaf = self._leaf()
+        self._check_issuer(leaf)
         info = CertificateInfo.of(leaf)
         return RenewalPlan(
             path=str(self.cert),
