@@ -121,3 +121,21 @@ def test_spiffe_id_needs_exactly_one_uri() -> None:
 def test_bad_email_is_refused() -> None:
     with pytest.raises(IssuanceError, match="e-mail"):
         SubjectAltNames.build(emails=["not-an-address"])
+
+
+@pytest.mark.parametrize(
+    ("identity", "kind"),
+    [
+        ("urn:x:y", "URI"),
+        ("urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", "URI"),
+        ("spiffe://example.org/a", "URI"),
+        ("fe80::1", "IP"),  # hex-only "scheme": an IPv6 address, not a URI
+        ("::1", "IP"),
+        ("10.0.0.1", "IP"),
+        ("svc.internal", "DNS"),
+    ],
+)
+def test_identities_with_a_uri_scheme_are_uris(identity: str, kind: str) -> None:
+    """``init --client urn:x:y`` used to fail as "invalid IP address" (issue 16)."""
+    (name,) = SubjectAltNames.from_identities([identity]).as_strings()
+    assert name.split(":", 1)[0] == kind

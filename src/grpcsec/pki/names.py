@@ -204,14 +204,16 @@ class SubjectAltNames:
     @classmethod
     def from_identities(cls, identities: Iterable[str]) -> SubjectAltNames:
         """Sort free-form identities into kinds: ``a://b`` is a URI, ``a@b`` an e-mail, an
-        address an IP, anything else a DNS name (the ``--host`` and ``init`` behaviour)."""
+        address an IP, ``scheme:rest`` (``urn:x:y``) a URI, anything else a DNS name (the
+        ``--host`` and ``init`` behaviour). A scheme made only of hex digits (``fe80:…``) is
+        read as an IPv6 address, which is what such text almost always is."""
         dns: list[str] = []
         ips: list[str] = []
         uris: list[str] = []
         emails: list[str] = []
         for identity in identities:
             text = identity.strip()
-            if "://" in text:
+            if "://" in text or _looks_like_uri(text):
                 uris.append(text)
             elif "@" in text:
                 emails.append(text)
@@ -275,6 +277,20 @@ class SubjectAltNames:
             + [f"URI:{u}" for u in self.uris]
             + [f"email:{e}" for e in self.emails]
         )
+
+
+_URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.+)$")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _looks_like_uri(text: str) -> bool:
+    """``scheme:rest`` whose scheme is not all hex digits (``fe80:…`` is IPv6) and whose rest
+    is not a port (``host:8080`` is an address someone mistyped, not a URI)."""
+    match = _URI_SCHEME.match(text)
+    if match is None:
+        return False
+    scheme, rest = match.groups()
+    return not set(scheme) <= _HEX and not rest.isdigit()
 
 
 def _looks_like_ip(text: str) -> bool:
