@@ -11,7 +11,7 @@ accident).
   issuer_cn, serial) and ``grpcsec_tls_certificate_not_before_timestamp_seconds`` (same);
 * ``grpcsec_rotation_reload_successes_total`` (counter),
   ``grpcsec_rotation_reload_failures_total`` (counter; reason) and
-  ``grpcsec_rotation_last_success_timestamp_seconds`` (gauge; 0 until the first success);
+  ``grpcsec_rotation_last_success_timestamp_seconds`` (gauge; the first load's time from start);
 * ``grpcsec_tls_connections_total`` (counter);
 * ``grpcsec_authentication_failures_total`` (counter; reason);
 * ``grpcsec_authorization_decisions_total`` (counter; policy, rule, decision).
@@ -153,6 +153,12 @@ class ServiceMetrics:
         """A reload was validated and swapped in at ``now``."""
         self._reload_successes.inc()
         self._last_success.set(now.timestamp())
+
+    def material_loaded(self, at: dt.datetime) -> None:
+        """The material in service was loaded at ``at`` (the first load, at start): the
+        last-success gauge shows its age from the first scrape instead of 0 (which an alert on
+        ``time() - last_success`` would read as decades without a rotation). No counter moves."""
+        self._last_success.set(at.timestamp())
 
     def reload_failed(self, reason: str | enum.Enum, count: int = 1) -> None:
         """``count`` reloads refused for ``reason`` (a short code, e.g. ``key_mismatch``)."""

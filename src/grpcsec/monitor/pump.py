@@ -68,6 +68,8 @@ class MetricsPump:
 
     def _pump_rotation(self, rotation: _RotationSource, now: dt.datetime) -> None:
         status = rotation.status()
+        if self._generation is None and status.last_success_time is not None:
+            self._metrics.material_loaded(status.last_success_time)
         if status.generation != self._generation:
             self._generation = status.generation
             self._metrics.observe_serving_certificate(rotation.material.leaf)
@@ -90,9 +92,11 @@ class MetricsPump:
         self._refused = refused
 
     def start(self) -> None:
-        """Pump every ``interval`` seconds on a daemon thread until :meth:`stop`."""
+        """Pump once now (so the first scrape sees the material in service), then every
+        ``interval`` seconds on a daemon thread until :meth:`stop`."""
         if self._thread is not None:
             return
+        self.pump(utcnow())
         self._thread = threading.Thread(target=self._run, name="grpcsec-metrics", daemon=True)
         self._thread.start()
 
