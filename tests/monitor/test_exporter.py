@@ -6,6 +6,7 @@ ratio; targets re-read on every scrape (or per interval); errors counted, never 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,3 +237,25 @@ def test_an_endpoint_chain_is_scraped_over_real_http(
     ]
     assert len(issuing) == 1  # the intermediate the server sent
     assert found[("grpcsec_exporter_target_up", (("target", str(address)),))] == 1.0
+
+
+def test_a_target_that_goes_down_is_logged_once_with_why_and_when_it_is_back(
+    tmp_path: Path, issuing_ca: CertificateAuthority, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16: the exporter said nothing about a down target; now one WARNING gives the reason
+    when it goes down (not one per scrape), and one INFO when it is back."""
+    path = tmp_path / "server.pem"
+    collector = register(CollectorRegistry(), [str(path)], clock)
+    caplog.set_level(logging.INFO, logger="grpcsec.monitor.exporter")
+    collector.refresh()
+    collector.refresh()
+    down = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(down) == 1, caplog.text
+    assert "is down" in down[0].getMessage()
+    assert "no such file" in down[0].getMessage()
+    caplog.clear()
+    write(path, [lasting(issuing_ca, "back", left=30 * DAY, lifetime=90 * DAY).certificate])
+    collector.refresh()
+    collector.refresh()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [f"target {path} is up again"], messages

@@ -16,6 +16,7 @@ SIGINT/SIGTERM. Exit 0 when stopped, 1 when the address cannot be bound, 64 for 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -321,8 +322,12 @@ def exporter_command(
     """Serve certificate expiry metrics for Prometheus, re-reading the targets on each scrape.
 
     Runs until SIGINT or SIGTERM (exit 0). Exit 1 when the address cannot be bound, 64 for bad
-    usage. Targets that fail are counted (grpcsec_exporter_*_errors_total) and retried.
+    usage. Targets that fail are counted (grpcsec_exporter_*_errors_total) and retried; the log
+    on stderr says why a target went down (once per change) and when it is back.
     """
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         address = _listen_address(listen)
         min_interval = _interval(interval)

@@ -34,6 +34,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from grpcsec.monitor.probe import Prober
 from grpcsec.monitor.sources import ErrorKind, Reading, Source, read_sources
 from grpcsec.pki import utcnow
+from grpcsec.text import get_logger
+
+log = get_logger(__name__)
 
 __all__ = ["CERTIFICATE_LABELS", "CertificateCollector"]
 
@@ -109,6 +112,7 @@ class CertificateCollector:
         self._read_at: dt.datetime | None = None
         self._read_errors = dict.fromkeys(self._targets, 0)
         self._probe_errors = dict.fromkeys(self._targets, 0)
+        self._down: dict[str, tuple[str, ...]] = {}
 
     def describe(self) -> Iterable[Metric]:
         """The metric families, without samples (lets a registry refuse duplicate names)."""
@@ -135,8 +139,22 @@ class CertificateCollector:
                     self._probe_errors if error.kind is ErrorKind.ENDPOINT else self._read_errors
                 )
                 counts[reading.target] = counts.get(reading.target, 0) + 1
+        self._log_changes(readings)
         self._readings, self._read_at = readings, now
         return readings
+
+    def _log_changes(self, readings: Sequence[Reading]) -> None:
+        """Say why a target is down when it goes down or its reasons change, and when it is
+        back; an unchanged failure is not repeated at every scrape."""
+        for reading in readings:
+            reasons = tuple(error.message for error in reading.errors)
+            before = self._down.get(reading.target)
+            if reasons and reasons != before:
+                log.warning("target %s is down: %s", reading.target, "; ".join(reasons))
+                self._down[reading.target] = reasons
+            elif not reasons and before is not None:
+                log.info("target %s is up again", reading.target)
+                del self._down[reading.target]
 
     def collect(self) -> Iterable[Metric]:
         """Re-read (see :meth:`refresh`) and report."""
