@@ -152,7 +152,7 @@ def test_every_command_gives_one_line_and_its_exit_code(material: dict[str, Path
 
 _BROKEN_COMMAND = """
 import sys, grpcsec.cli as cli
-def broken() -> None:
+def broken(**_options: object) -> None:
     raise KeyError("a bug\\x1b[31m with\\nhostile text")
 cli.app = broken
 cli.main()

@@ -67,19 +67,50 @@ from grpcsec.cli import token_commands as _token_commands  # noqa: E402, F401
 DEBUG_ENV = "GRPCSEC_DEBUG"
 
 
-def main() -> None:
-    """Console-script entry point, and the last net under every command.
+def _usage_line(exc: Exception) -> tuple[str, int] | None:
+    """The one line and exit code for a Click/Typer usage error, or ``None`` for any other
+    exception. Duck-typed, because Typer vendors its own copy of Click in some versions."""
+    message = getattr(exc, "format_message", None)
+    code = getattr(exc, "exit_code", None)
+    if not callable(message) or not isinstance(code, int):
+        return None
+    from grpcsec.text import inert  # noqa: PLC0415
 
-    Each library layer maps the exceptions it knows to a :class:`~grpcsec.errors.GrpcsecError`
-    (one line, exit 2, see :mod:`grpcsec.cli._common`). Anything that still escapes is a grpcsec
-    bug, but the person at the terminal gets one line and exit 2 instead of a traceback that
-    may quote hostile input; ``GRPCSEC_DEBUG=1`` shows the traceback.
+    text = inert(str(message()).strip().rstrip("."))
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None)
+    fix = f"; fix: see '{inert(path)} --help'" if path else ""
+    return f"error: {text}{fix}", code
+
+
+def main() -> None:
+    """Console-script entry point: every error is one line on stderr, never a panel or a
+    traceback.
+
+    * usage errors (an unknown option, a missing argument, a bad value) are Click's, raised
+      because the app runs with ``standalone_mode=False``: ``error: <what>; fix: see
+      '<command> --help'`` and exit 2 (``grpcsec`` alone still prints the help);
+    * each library layer maps the exceptions it knows to a :class:`~grpcsec.errors.GrpcsecError`
+      (one line, exit 2, see :mod:`grpcsec.cli._common`);
+    * anything that still escapes is a grpcsec bug, but the person at the terminal gets one line
+      and exit 2 instead of a traceback that may quote hostile input; ``GRPCSEC_DEBUG=1`` shows
+      the traceback.
     """
     try:
-        app()
+        code = app(standalone_mode=False)
     except Exception as exc:  # the documented last net (see the docstring)
         if os.environ.get(DEBUG_ENV):
             raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]  # Click's own: the help text
+            raise SystemExit(getattr(exc, "exit_code", 2)) from None
+        if type(exc).__name__ == "Abort":
+            sys.stderr.write("error: aborted\n")
+            raise SystemExit(1) from None
+        usage = _usage_line(exc)
+        if usage is not None:
+            sys.stderr.write(usage[0] + "\n")
+            raise SystemExit(usage[1]) from None
         from grpcsec.text import inert  # noqa: PLC0415
 
         first = inert(str(exc).split("\n", 1)[0][:200])
@@ -88,3 +119,4 @@ def main() -> None:
             f"please report it (set {DEBUG_ENV}=1 to see the traceback)\n"
         )
         raise SystemExit(2) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
