@@ -29,6 +29,8 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
+from grpcsec.errors import MaterialError
+from grpcsec.pki.files import load_certificates
 from grpcsec.pki.inspect import CertificateInfo
 from grpcsec.pki.names import IPAddress
 from grpcsec.text import inert
@@ -89,9 +91,9 @@ class _CertificateFacts:
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _certificate_facts(pem: bytes) -> _CertificateFacts | None:
     """Parse one leaf PEM; ``None`` when it does not parse (never raises into a handler)."""
-    try:
-        certificate = x509.load_pem_x509_certificate(pem)
-    except ValueError:
+    try:  # the one loader: a malformed certificate is unreadable (fail closed), never a crash
+        certificate = load_certificates(pem)[0]
+    except (ValueError, MaterialError):
         return None
     return _CertificateFacts(certificate=certificate, info=CertificateInfo.of(certificate))
 

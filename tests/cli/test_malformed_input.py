@@ -22,6 +22,7 @@ import pytest
 from grpcsec.errors import GrpcsecError
 from grpcsec.material import KeyPair, TrustBundle
 from grpcsec.pki import CertificateAuthority, IssuedCertificate, load_certificates
+from tests.doctor.conftest import server_process
 from tests.pki.malformed import CASES, base_leaf, malformed
 
 CLI = [sys.executable, "-m", "grpcsec.cli"]
@@ -178,3 +179,25 @@ def test_the_last_net_turns_an_unmapped_exception_into_one_line(debug: bool) -> 
     assert line.startswith("error: unexpected KeyError: ")
     assert "\x1b" not in line
     assert "GRPCSEC_DEBUG=1" in line
+
+
+@pytest.mark.slow
+@pytest.mark.openssl
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_doctor_diagnoses_a_server_that_serves_a_malformed_certificate(
+    material: dict[str, Path], case: str
+) -> None:
+    """A peer's certificate is input too: ``openssl s_server`` serves each case and the doctor
+    answers with a diagnosis (exit 0 or 1), never a crash or the last net's ``unexpected`` line.
+    Before, a duplicate extension in the served leaf escaped as ``DuplicateExtension``."""
+    argv = ["openssl", "s_server", "-accept", "127.0.0.1:0", "-alpn", "h2"]
+    argv += ["-cert", str(material[case]), "-key", str(material["key"])]
+    with server_process(
+        argv, r"ACCEPT 127\.0\.0\.1:(\d+)", env={"OPENSSL_CONF": "/dev/null"}
+    ) as port:
+        result = _run([*CLI, "doctor", f"127.0.0.1:{port}", "--ca", str(material["ca"]),
+                       "--timeout", "2"])  # fmt: skip
+    assert result.returncode in (0, 1), (result.returncode, result.stderr)
+    assert "diagnosis:" in result.stdout
+    assert "unexpected" not in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

@@ -31,7 +31,9 @@ from grpcsec.doctor.chain import (
 from grpcsec.doctor.observations import Inputs
 from grpcsec.doctor.report import Check
 from grpcsec.doctor.roots import Roots
+from grpcsec.errors import MaterialError
 from grpcsec.pki import CertificateInfo, inspect_bundle
+from grpcsec.pki.files import load_certificates
 from grpcsec.pki.validity import format_duration
 
 __all__ = [
@@ -63,9 +65,11 @@ class ServedChain:
     ) -> ServedChain | None:
         """Parse the served chain (``whole=False``: only its leaf could be read); ``None`` when
         there is none or it does not parse."""
-        try:
-            certificates = tuple(x509.load_der_x509_certificate(der) for der in chain_der)
-        except ValueError:
+        try:  # the one loader: a malformed served certificate is "does not parse", not a crash
+            certificates = tuple(
+                load_certificates(der, source="the served chain")[0] for der in chain_der
+            )
+        except (ValueError, MaterialError):
             return None
         if not certificates:
             return None

@@ -37,7 +37,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from grpcsec.errors import ConfigurationError, GrpcsecError
+from grpcsec.errors import ConfigurationError, GrpcsecError, MaterialError
+from grpcsec.pki.files import load_certificates
 from grpcsec.target import Target
 
 __all__ = ["EndpointError", "ProbeOptions", "ProbeResult", "Prober", "probe_endpoint"]
@@ -195,13 +196,13 @@ def _probe(address: Target, context: ssl.SSLContext, options: ProbeOptions) -> P
     if not leaf_der:
         raise EndpointError(f"{address}: the server sent no certificate", reason="handshake")
     try:
-        leaf = x509.load_der_x509_certificate(leaf_der)
+        leaf = load_certificates(leaf_der)[0]  # the one loader: malformed is refused, not raised
         native_chain = (
-            tuple(x509.load_der_x509_certificate(item) for item in chain_der)
+            tuple(load_certificates(item)[0] for item in chain_der)
             if chain_der and all(isinstance(item, bytes) for item in chain_der)
             else None
         )
-    except ValueError as exc:
+    except (ValueError, MaterialError) as exc:
         raise EndpointError(
             f"{address}: the server sent a certificate that cannot be parsed ({exc})",
             reason="certificate",
