@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from grpcsec.authn.jwks import PublicKey, VerificationKey, jwk_thumbprint
 from grpcsec.errors import ConfigurationError, MaterialError
 from grpcsec.fileio import FileKind, read_file
-from grpcsec.pki import load_private_key
+from grpcsec.pki import load_certificates, load_private_key
 
 __all__ = [
     "RESERVED_CLAIMS",
@@ -128,7 +127,7 @@ def load_public_key(path: str | Path, *, password: bytes | None = None) -> Publi
         if head.startswith(b"-----BEGIN PUBLIC KEY-----"):
             public: object = serialization.load_pem_public_key(data)
         elif head.startswith(b"-----BEGIN CERTIFICATE-----"):
-            public = x509.load_pem_x509_certificate(data).public_key()
+            public = load_certificates(data, source=path, allow_der=False)[0].public_key()
         else:
             public = load_private_key(data, password=password, source=str(path)).public_key()
     except ValueError as exc:

@@ -258,8 +258,8 @@ def _chain_with_openssl(
         return (leaf,), f"leaf only: openssl s_client failed ({exc.__class__.__name__})"
     chain: list[x509.Certificate] = []
     for block in _PEM_CERTIFICATE.findall(completed.stdout):
-        with contextlib.suppress(ValueError):
-            chain.append(x509.load_pem_x509_certificate(block))
+        with contextlib.suppress(ValueError, MaterialError):
+            chain.append(load_certificates(block)[0])
     if not chain:
         return (leaf,), "leaf only: openssl s_client showed no certificates"
     if chain[0] != leaf:
