@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 
 from grpcsec.errors import IssuanceError
-from grpcsec.pki.wellformed import a_label_problem
+from grpcsec.pki.wellformed import DNS_LABEL, a_label_problem
 from grpcsec.text import has_unsafe_characters, inert
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_LABEL_UNDERSCORE = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]+$")
 _SPIFFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -82,7 +81,7 @@ def normalize_dns_name(name: str) -> str:
         problem = a_label_problem(label)
         if problem is not None:
             raise IssuanceError(f"invalid DNS name {name!r}: {problem}")
-        if not _LABEL_UNDERSCORE.match(label):
+        if not DNS_LABEL.match(label):
             raise IssuanceError(
                 f"invalid DNS name {name!r}: label {label!r} must be 1-63 letters, digits or "
                 "hyphens, not starting or ending with a hyphen"

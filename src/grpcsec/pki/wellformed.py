@@ -20,9 +20,11 @@ import re
 
 from cryptography import x509
 
-__all__ = ["a_label_problem", "name_problem"]
+__all__ = ["DNS_LABEL", "a_label_problem", "name_problem"]
 
-_DNS_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+DNS_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+"""One DNS label: 1-63 letters, digits, hyphens or underscores, no hyphen at either end (the
+rule for names read from certificates and for names grpcsec issues)."""
 
 
 def a_label_problem(label: str) -> str | None:
@@ -46,7 +48,7 @@ def _dns_problem(name: str) -> str | None:
     if not labels or len(name) > 253:
         return "is empty or longer than 253 characters"
     for label in labels:
-        if not _DNS_LABEL.match(label):
+        if not DNS_LABEL.match(label):
             return f"has an invalid label {label!r}"
         problem = a_label_problem(label)
         if problem is not None:
