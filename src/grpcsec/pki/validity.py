@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from grpcsec.clock import SYSTEM_CLOCK
 from grpcsec.errors import IssuanceError
 
 __all__ = [
@@ -51,8 +52,8 @@ _DURATION = re.compile(r"(\d+)(ms|[smhdwy])")
 
 
 def utcnow() -> dt.datetime:
-    """The current time as an aware UTC datetime (the one place that reads the clock)."""
-    return dt.datetime.now(dt.timezone.utc)
+    """The current time as an aware UTC datetime, from :data:`grpcsec.clock.SYSTEM_CLOCK`."""
+    return SYSTEM_CLOCK.now()
 
 
 def parse_duration(text: str) -> dt.timedelta:
