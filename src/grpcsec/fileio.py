@@ -72,6 +72,7 @@ class FileKind(enum.Enum):
     POLICY = ("authorization policy", 4 * _MIB)
     JWKS = ("JWKS file", 1 * _MIB)
     TOKEN = ("token file", 64 * _KIB)
+    CONFIG = ("configuration file", 1 * _MIB)
 
     def __init__(self, noun: str, max_bytes: int) -> None:
         self.noun = noun

@@ -218,7 +218,7 @@ def test_tls_only_server_serves_clients_without_certificates(
     """``--listen :0`` binds every interface (``[::]``), as grpc-go reads ``:PORT``; a loopback
     client reaches it either way."""
     served = start_server(  # type: ignore[operator]
-        "--listen", listen, "--cert", files.server_crt, "--key", files.server_key
+        "--listen", listen, "--cert", files.server_crt, "--key", files.server_key, "--reflection"
     )
     assert served.mode == "tls"
     code, out, _ = call(served.target, "--name", "Bo", "--ca", files.ca_crt)

@@ -54,6 +54,7 @@ def _root(
 
 # Command groups register themselves on import (order = order in --help).
 from grpcsec.cli import call_command as _call_command  # noqa: E402, F401
+from grpcsec.cli import config_command as _config_command  # noqa: E402, F401
 from grpcsec.cli import demo_command as _demo_command  # noqa: E402, F401
 from grpcsec.cli import doctor_command as _doctor_command  # noqa: E402, F401
 from grpcsec.cli import inspect_commands as _inspect_commands  # noqa: E402, F401

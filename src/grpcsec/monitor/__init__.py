@@ -16,8 +16,9 @@ from grpcsec.monitor.check import (
     check_readings,
     check_targets,
 )
+from grpcsec.monitor.endpoint import MetricsServer, serve_metrics
 from grpcsec.monitor.exporter import CertificateCollector
-from grpcsec.monitor.metrics import MetricsServer, ServiceMetrics, serve_metrics
+from grpcsec.monitor.metrics import ServiceMetrics
 from grpcsec.monitor.probe import EndpointError, ProbeOptions, Prober, ProbeResult, probe_endpoint
 from grpcsec.monitor.sources import (
     CertificateSet,

@@ -3,9 +3,8 @@
 :class:`ServiceMetrics` creates the metric families on a ``CollectorRegistry`` and offers one
 small typed method per event, for the layers that see the event: the credential source (which
 certificate is served now), the rotation watcher (reloads), the rotation fetcher (one call per
-new TLS connection), the authentication and authorization interceptors. :func:`serve_metrics`
-serves a registry over HTTP on an address the caller chose (no default: never 0.0.0.0 by
-accident).
+new TLS connection), the authentication and authorization interceptors.
+:func:`grpcsec.monitor.endpoint.serve_metrics` serves a registry over HTTP.
 
 * ``grpcsec_tls_certificate_not_after_timestamp_seconds`` (gauge; role, subject_cn,
   issuer_cn, serial) and ``grpcsec_tls_certificate_not_before_timestamp_seconds`` (same);
@@ -33,17 +32,13 @@ import datetime as dt
 import enum
 import re
 import threading
-from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography import x509
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from grpcsec.errors import ConfigurationError
 from grpcsec.pki import CertificateInfo
-from grpcsec.target import Target
 
-__all__ = ["MetricsServer", "ServiceMetrics", "serve_metrics"]
+__all__ = ["ServiceMetrics"]
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 OTHER = "other"
@@ -186,46 +181,3 @@ class ServiceMetrics:
         else:
             decided = _code(decision)
         self._authorization_decisions.labels(_name(policy), _name(rule), decided).inc()
-
-
-@dataclass(slots=True, eq=False)
-class MetricsServer:
-    """A running ``/metrics`` HTTP server; ``address`` has the real port. Stop it with
-    :meth:`stop` (or use it as a context manager)."""
-
-    address: Target
-    _httpd: Any = field(repr=False)
-    _thread: threading.Thread = field(repr=False)
-    _stopped: bool = field(default=False, repr=False)
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT/metrics``."""
-        return f"http://{self.address}/metrics"
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and close the socket (idempotent)."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout)
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-def serve_metrics(registry: CollectorRegistry, listen: Target) -> MetricsServer:
-    """Serve ``registry`` in the Prometheus text format on ``listen`` (port 0: a free port),
-    from a background thread. Raises :class:`~grpcsec.errors.ConfigurationError` when the
-    address cannot be bound."""
-    try:
-        httpd, thread = start_http_server(listen.port, addr=listen.host, registry=registry)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigurationError(f"cannot serve metrics on {listen}: {reason}") from exc
-    return MetricsServer(listen.with_port(int(httpd.server_address[1])), httpd, thread)
