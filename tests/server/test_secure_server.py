@@ -191,7 +191,7 @@ def say_hello_code(target: str, credentials: Any) -> grpc.StatusCode:
 
 
 def http_get(port: int, path: str) -> bytes:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=TIMEOUT) as response:  # noqa: S310 (loopback)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=TIMEOUT) as response:
         body: bytes = response.read()
         return body
 
@@ -333,9 +333,9 @@ def test_everything_is_checked_before_any_port_binds(
 def test_ports_come_from_the_configuration_only(files: Files) -> None:
     secure = secure_server(load(files))
     try:
-        with pytest.raises(ConfigurationError, match="SecurityConfig.listen"):
+        with pytest.raises(ConfigurationError, match=r"SecurityConfig\.listen"):
             secure.server.add_insecure_port("127.0.0.1:0")
-        with pytest.raises(ConfigurationError, match="SecurityConfig.listen"):
+        with pytest.raises(ConfigurationError, match=r"SecurityConfig\.listen"):
             secure.server.add_secure_port("127.0.0.1:0", grpc.local_server_credentials())
         assert isinstance(secure.server, grpc.Server)
     finally:
