@@ -12,6 +12,7 @@ counts exactly those outcomes.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -117,7 +118,7 @@ def shop(
         secure = secure_server(SecurityConfig.load(config))
         sys.path.insert(0, str(directory))
         try:
-            import shop as user_module  # noqa: PLC0415 (the user's module, written above)
+            user_module = importlib.import_module("shop")  # the user's module, written above
 
             user_module.register(secure.server)
         finally:
@@ -130,7 +131,7 @@ def shop(
         finally:
             secure.stop(0)
         return
-    argv = [
+    argv: list[str | Path] = [
         sys.executable,
         "-m",
         "grpcsec.cli",
