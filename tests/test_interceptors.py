@@ -20,6 +20,7 @@ import pytest
 
 from grpcsec.authn import CallInfo, ClientCertAllowList, RequireBearerToken, RequireClientCert
 from grpcsec.credentials import channel_credentials, server_credentials
+from grpcsec.denial import denial_of
 from grpcsec.errors import AuthenticationError, AuthorizationError
 from grpcsec.interceptors import (
     INTERNAL_DETAILS,
@@ -336,10 +337,12 @@ def test_call_info_and_claims_are_none_for_a_plain_context() -> None:
 def test_stats_snapshot_counts_by_status_and_reason() -> None:
     stats = AuthStats()
     stats.record_allowed()
-    stats.record_failure(grpc.StatusCode.UNAUTHENTICATED, "expired")
-    stats.record_failure(grpc.StatusCode.UNAUTHENTICATED, "expired")
-    stats.record_failure(grpc.StatusCode.PERMISSION_DENIED, "insufficient_scope")
-    stats.record_failure(grpc.StatusCode.INTERNAL, "internal_error")
+    expired = AuthenticationError("token expired", reason="expired")
+    stats.record_denial(denial_of(expired, "/a/B"))
+    stats.record_denial(denial_of(expired, "/a/B"))
+    scope = AuthorizationError("scope missing", reason="insufficient_scope")
+    stats.record_denial(denial_of(scope, "/a/B"))
+    stats.record_denial(denial_of(RuntimeError("boom"), "/a/B"))
     assert stats.snapshot() == {
         "allowed": 1,
         "unauthenticated": {"expired": 2},

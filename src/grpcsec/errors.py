@@ -122,4 +122,9 @@ class AuthenticationError(GrpcsecError):
 
 
 class AuthorizationError(GrpcsecError):
-    """An authenticated caller that may not make this call; the message is for the log only."""
+    """An authenticated caller that may not make this call; the message is for the log only.
+    ``reason`` is a short stable code (:class:`grpcsec.denial.DenialReason`)."""
+
+    def __init__(self, message: str, *, reason: str = "denied") -> None:
+        self.reason = reason
+        super().__init__(message)

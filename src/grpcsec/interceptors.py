@@ -42,8 +42,8 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from grpcsec.authn.call import AsyncCheck, CallInfo, Check, reason_of
-from grpcsec.errors import AuthenticationError, AuthorizationError
+from grpcsec.authn.call import AsyncCheck, CallInfo, Check
+from grpcsec.denial import Denial, DenialCode, denial_of
 from grpcsec.identity import Peer, peer
 from grpcsec.text import get_logger
 
@@ -66,16 +66,23 @@ log = get_logger("grpcsec.authn")
 Grpc: TypeAlias = Any
 """A grpcio object (context, call details, continuation, message): grpcio ships no types."""
 
-UNAUTHENTICATED_DETAILS = "authentication failed"
-PERMISSION_DENIED_DETAILS = "permission denied"
-INTERNAL_DETAILS = "internal error"
+UNAUTHENTICATED_DETAILS = DenialCode.UNAUTHENTICATED.details
+PERMISSION_DENIED_DETAILS = DenialCode.PERMISSION_DENIED.details
+INTERNAL_DETAILS = DenialCode.INTERNAL.details
+
+_STATUS = {
+    DenialCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    DenialCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    DenialCode.INTERNAL: grpc.StatusCode.INTERNAL,
+}
 
 _PEER_HAS_CLAIMS = any(f.name == "claims" for f in dataclasses.fields(Peer))
 
 
 class AuthStats:
-    """Counters of one :class:`Guard`, safe across threads: allowed calls, and failures by
-    status and reason (``unauthenticated["expired"]``). :meth:`snapshot` is JSON-ready."""
+    """Counters of one :class:`Guard`, safe across threads: allowed calls, and denials by
+    code and :class:`~grpcsec.denial.DenialReason` (``unauthenticated["expired"]``).
+    :meth:`snapshot` is JSON-ready."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -89,13 +96,13 @@ class AuthStats:
         with self._lock:
             self.allowed += 1
 
-    def record_failure(self, code: grpc.StatusCode, reason: str) -> None:
-        """One call was refused with ``code`` for ``reason``."""
+    def record_denial(self, denial: Denial) -> None:
+        """One call was refused."""
         with self._lock:
-            if code is grpc.StatusCode.UNAUTHENTICATED:
-                self.unauthenticated[reason] += 1
-            elif code is grpc.StatusCode.PERMISSION_DENIED:
-                self.permission_denied[reason] += 1
+            if denial.code is DenialCode.UNAUTHENTICATED:
+                self.unauthenticated[denial.reason.value] += 1
+            elif denial.code is DenialCode.PERMISSION_DENIED:
+                self.permission_denied[denial.reason.value] += 1
             else:
                 self.internal += 1
 
@@ -272,30 +279,24 @@ class Guard:
             source.release()
 
     def _failure(self, method: str, context: Grpc, error: Exception) -> _Failure:
-        reason = reason_of(error)
-        if isinstance(error, AuthenticationError):
-            code, details = grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS
-        elif isinstance(error, AuthorizationError):
-            code, details = grpc.StatusCode.PERMISSION_DENIED, PERMISSION_DENIED_DETAILS
-        else:
-            code, details = grpc.StatusCode.INTERNAL, INTERNAL_DETAILS
-        self.stats.record_failure(code, reason)
+        denial = denial_of(error, method)
+        self.stats.record_denial(denial)
         try:
             who = context.peer()
         except Exception:  # noqa: BLE001 (only for the log line)
             who = "unknown peer"
-        if code is grpc.StatusCode.INTERNAL:
-            log.error(
-                "%s %s from %s: check failed with %s",
-                code.name,
+        if denial.code is DenialCode.INTERNAL:
+            log.error("INTERNAL %s from %s: %s", method, who, denial.message, exc_info=error)
+        else:
+            log.info(
+                "%s %s from %s: %s (reason=%s)",
+                denial.code.name,
                 method,
                 who,
-                type(error).__name__,
-                exc_info=error,
+                denial.message,
+                denial.reason.value,
             )
-        else:
-            log.info("%s %s from %s: %s (reason=%s)", code.name, method, who, error, reason)
-        return code, details, reason
+        return _STATUS[denial.code], denial.code.details, denial.reason.value
 
     def admit(
         self, method: str, metadata: Grpc, context: Grpc, *, aio: bool = False

@@ -45,5 +45,8 @@ class AuthorizeCheck:
         if self._on_decision is not None:
             self._on_decision(decision)
         if not decision.allowed:
-            raise AuthorizationError(f"{call.method} from {call.peer.display}: {explain(decision)}")
+            raise AuthorizationError(
+                f"{call.method} from {call.peer.display}: {explain(decision)}",
+                reason="policy_denied",
+            )
         return None
