@@ -20,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from grpcsec.authn.jwks import PublicKey, VerificationKey, jwk_thumbprint
+from grpcsec.authn.keys import PublicKey, VerificationKey, jwk_thumbprint
 from grpcsec.errors import ConfigurationError, MaterialError
 from grpcsec.fileio import FileKind, read_file
 from grpcsec.pki import load_certificates, load_private_key

@@ -17,9 +17,11 @@ from pathlib import Path
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from grpcsec.authn.jwks import KeySet, StaticKeys
-from grpcsec.authn.jwt import JWTVerifier, RequireBearerToken
+from grpcsec.authn.key_sources import StaticKeys
+from grpcsec.authn.keys import KeySet
+from grpcsec.authn.requirement import RequireBearerToken
 from grpcsec.authn.tokens import mint_token, public_jwks
+from grpcsec.authn.verifier import JWTVerifier
 from grpcsec.authz import Authorizer
 from grpcsec.authz.check import AuthorizeCheck
 from grpcsec.credentials import ServerTLS, channel_credentials
