@@ -5,6 +5,8 @@ inside a function counts too."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,8 @@ GRPC_FREE = [
     *modules("material.py"),
     *modules("monitor"),
     *modules("authz"),
+    *[p for p in modules("authn") if p.name != "client.py"],
+    *modules("lazy.py"),
 ]
 
 
@@ -78,3 +82,28 @@ def test_pki_does_not_print() -> None:
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
         ]
         assert not calls, f"{path.name} prints"
+
+
+_LOADED_GRPC = (
+    "import sys; import {modules}; "
+    "print(*sorted(m for m in sys.modules if m == 'grpc' or m.startswith('grpc.')))"
+)
+
+
+def loaded_grpc_modules(*names: str) -> list[str]:
+    """The grpc modules a fresh interpreter has loaded after importing ``names``."""
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED_GRPC.format(modules=", ".join(names))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.split()
+
+
+def test_the_grpc_free_packages_load_no_grpc_module() -> None:
+    """``import grpcsec``, ``grpcsec.pki``, ``grpcsec.authn`` and ``grpcsec.authz`` start no
+    grpc core (their grpc-using names are lazy); the control shows the probe sees grpc."""
+    assert loaded_grpc_modules("grpcsec", "grpcsec.pki", "grpcsec.authn", "grpcsec.authz") == []
+    assert "grpc" in loaded_grpc_modules("grpcsec.authn.client")  # the negative control

@@ -20,17 +20,13 @@ Modules, one concept each:
 * :mod:`~grpcsec.authn.options`: command-line style settings (:class:`AuthnOptions`) turned
   into checks, with conflicts refused up front.
 
-Only :mod:`~grpcsec.authn.client` imports grpc.
+Only :mod:`~grpcsec.authn.client` imports grpc, and its names here load on first use.
 """
+
+from typing import TYPE_CHECKING
 
 from grpcsec.authn.bearer import bearer_token
 from grpcsec.authn.call import AsyncCheck, CallInfo, Check
-from grpcsec.authn.client import (
-    BearerTokenInterceptor,
-    aio_bearer_interceptors,
-    aio_token_channel,
-    token_channel,
-)
 from grpcsec.authn.jwks_url import JWKSUrl
 from grpcsec.authn.key_sources import JWKSFile, KeySource, StaticKeys
 from grpcsec.authn.keys import KeySet, VerificationKey
@@ -42,6 +38,29 @@ from grpcsec.authn.token_sources import RefreshingToken, StaticToken, TokenFile,
 from grpcsec.authn.tokens import mint_token, public_jwks
 from grpcsec.authn.verified import VerifiedToken
 from grpcsec.authn.verifier import JWTVerifier
+from grpcsec.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from grpcsec.authn.client import (
+        BearerTokenInterceptor,
+        aio_bearer_interceptors,
+        aio_token_channel,
+        token_channel,
+    )
+
+# The client interceptors and channels import grpc; they load on first use, so that
+# ``import grpcsec.authn`` (a verifier, a CLI command) does not start grpc core.
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "BearerTokenInterceptor": "grpcsec.authn.client",
+        "aio_bearer_interceptors": "grpcsec.authn.client",
+        "aio_token_channel": "grpcsec.authn.client",
+        "token_channel": "grpcsec.authn.client",
+    },
+    globals(),
+)
+
 
 __all__ = [
     "AsyncCheck",
