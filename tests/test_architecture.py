@@ -39,6 +39,7 @@ GRPC_FREE = [
     *modules("authz"),
     *[p for p in modules("authn") if p.name != "client.py"],
     *modules("lazy.py"),
+    *modules("call.py"),
 ]
 
 
@@ -70,6 +71,14 @@ def test_only_the_cli_imports_the_cli(path: Path) -> None:
 )
 def test_library_does_not_import_the_demo(path: Path) -> None:
     bad = {name for name in imports_of(path) if name.startswith("grpcsec.demo")}
+    assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", modules("authz"), ids=lambda p: p.name)
+def test_authz_does_not_import_authn(path: Path) -> None:
+    """Authorization and authentication share the one call description (``grpcsec.call``);
+    neither imports the other."""
+    bad = {name for name in imports_of(path) if name.startswith("grpcsec.authn")}
     assert not bad, f"{path.relative_to(SRC)} imports {bad}"
 
 

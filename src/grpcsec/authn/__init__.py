@@ -2,8 +2,8 @@
 
 Modules, one concept each:
 
-* :mod:`~grpcsec.authn.call`: :class:`CallInfo` and the :class:`Check` protocol that
-  :mod:`grpcsec.interceptors` runs;
+* :mod:`grpcsec.call` (shared with :mod:`grpcsec.authz`): :class:`CallInfo` and the
+  :class:`Check` protocol that :mod:`grpcsec.interceptors` runs;
 * :mod:`~grpcsec.authn.mtls`: client-certificate allow-lists (:class:`RequireClientCert`);
 * :mod:`~grpcsec.authn.bearer`: the one ``authorization: Bearer`` entry of a call;
 * :mod:`~grpcsec.authn.verifier` (with :mod:`~grpcsec.authn.claim_rules`,
@@ -26,7 +26,6 @@ Only :mod:`~grpcsec.authn.client` imports grpc, and its names here load on first
 from typing import TYPE_CHECKING
 
 from grpcsec.authn.bearer import bearer_token
-from grpcsec.authn.call import AsyncCheck, CallInfo, Check
 from grpcsec.authn.jwks_url import JWKSUrl
 from grpcsec.authn.key_sources import JWKSFile, KeySource, StaticKeys
 from grpcsec.authn.keys import KeySet, VerificationKey
@@ -38,6 +37,7 @@ from grpcsec.authn.token_sources import RefreshingToken, StaticToken, TokenFile,
 from grpcsec.authn.tokens import mint_token, public_jwks
 from grpcsec.authn.verified import VerifiedToken
 from grpcsec.authn.verifier import JWTVerifier
+from grpcsec.call import AsyncCheck, CallInfo, Check
 from grpcsec.lazy import lazy_names
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ looks at it. Not checked here: the token itself (:mod:`grpcsec.authn.verifier`).
 
 from __future__ import annotations
 
-from grpcsec.authn.call import Metadata
 from grpcsec.authn.verified import fail, shorten
+from grpcsec.call import Metadata
 
 __all__ = ["DEFAULT_MAX_TOKEN_BYTES", "bearer_token"]
 

@@ -19,12 +19,12 @@ import os
 import time
 from dataclasses import dataclass
 
-from grpcsec.authn.call import Check
 from grpcsec.authn.jwks_url import JWKSUrl
 from grpcsec.authn.key_sources import key_source
 from grpcsec.authn.mtls import ClientCertAllowList, RequireClientCert
 from grpcsec.authn.requirement import RequireBearerToken
 from grpcsec.authn.verifier import JWTVerifier
+from grpcsec.call import Check
 from grpcsec.errors import ConfigurationError
 
 __all__ = ["HEALTH_METHODS", "AuthnOptions"]

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from grpcsec.authn.bearer import bearer_token
-from grpcsec.authn.call import CallInfo, denied
 from grpcsec.authn.methods import MethodRules, MethodSet
 from grpcsec.authn.verified import VerifiedToken, shorten, string_set
 from grpcsec.authn.verifier import JWTVerifier
+from grpcsec.call import CallInfo, denied
 from grpcsec.text import get_logger
 
 __all__ = ["RequireBearerToken", "TokenRequirement"]

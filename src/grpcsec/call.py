@@ -1,17 +1,19 @@
-"""What a check sees: one call's method, metadata and peer, and the protocol checks implement.
+"""One description of a call: method, metadata, peer and verified claims, and the check protocol.
 
-No grpc import: :mod:`grpcsec.interceptors` builds a :class:`CallInfo` inside the wrapped
-handler (on a worker thread or the event loop, never on grpcio's dispatch thread) and runs the
-checks in order. A check either returns nothing (the call may go on), returns a new
-:class:`CallInfo` carrying what it learned (the bearer token's claims), or raises:
+No grpc import, and no import of :mod:`grpcsec.authn` or :mod:`grpcsec.authz`: both use this
+module, so neither needs the other. :mod:`grpcsec.interceptors` builds a :class:`CallInfo`
+inside the wrapped handler (on a worker thread or the event loop, never on grpcio's dispatch
+thread) and runs the checks in order. A check either returns nothing (the call may go on),
+returns a new :class:`CallInfo` carrying what it learned (the bearer token's claims), or raises:
 
 * :class:`~grpcsec.errors.AuthenticationError` → ``UNAUTHENTICATED``;
 * :class:`~grpcsec.errors.AuthorizationError` → ``PERMISSION_DENIED``;
 * anything else → ``INTERNAL``.
 
 The peer only ever sees a generic message; the exception's message and ``reason`` go to the
-server log and the counters. Authorization (A43 policies) plugs in as one more check after the
-authentication checks, and sees their results in ``call.claims``.
+server log and the counters. Authorization (A43 policies, :mod:`grpcsec.authz`) evaluates the
+same :class:`CallInfo` (``grpcsec.authz.Request`` is another name for it), as one more check
+after the authentication checks, and sees their results in ``call.claims``.
 """
 
 from __future__ import annotations
@@ -30,13 +32,15 @@ lower case, values ``str`` (``bytes`` for ``-bin`` keys). Repeated keys stay rep
 
 
 class CallInfo:
-    """One RPC as the checks see it (immutable by convention: checks return a new one).
+    """One RPC as the checks and the policy see it (immutable by convention: checks return a
+    new one).
 
     ``method`` is grpcio's full path (``/pkg.Service/Method``); ``metadata`` is exactly what
-    arrived; ``peer`` is the transport identity (:func:`grpcsec.identity.peer`), built on first
-    use so that checks which never look at it (bearer tokens) do not pay for it; ``claims`` are
-    the verified bearer token's claims once a token check has run (``None`` before, or when no
-    token was required). ``claims`` is read-only and shared by every call with the same token.
+    arrived (default: none); ``peer`` is the transport identity (:func:`grpcsec.identity.peer`),
+    built on first use so that checks which never look at it (bearer tokens) do not pay for it;
+    ``claims`` are the verified bearer token's claims once a token check has run (``None``
+    before, or when no token was required; never claims of a token that was not verified).
+    ``claims`` is read-only and shared by every call with the same token.
 
     Give either ``peer`` or ``peer_source`` (a function that builds it).
     """
@@ -47,7 +51,7 @@ class CallInfo:
         self,
         *,
         method: str,
-        metadata: Metadata,
+        metadata: Metadata = (),
         peer: Peer | None = None,
         peer_source: Callable[[], Peer] | None = None,
         claims: Mapping[str, Any] | None = None,
