@@ -4,6 +4,7 @@ real guarded server over mTLS (and plaintext on loopback when the caller opts in
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from grpcsec.authn import (
@@ -21,6 +23,7 @@ from grpcsec.authn import (
     token_channel,
 )
 from grpcsec.authn.token_transport import check_token_transport
+from grpcsec.clock import ManualClock
 from grpcsec.credentials import ChannelTLS, server_credentials
 from grpcsec.errors import ConfigurationError
 from grpcsec.interceptors import Guard
@@ -34,6 +37,7 @@ from tests.authn.conftest import (
     Keys,
     Minter,
     invoke,
+    invoke_error,
     make_verifier,
     serve_guarded,
 )
@@ -162,3 +166,36 @@ def test_call_with_its_own_authorization_metadata_is_refused(
         pytest.raises(ConfigurationError, match="already has authorization"),
     ):
         invoke(channel, UNARY, metadata=[("authorization", "Bearer x.y.z")])
+
+
+# -- time ------------------------------------------------------------------------------------------
+def test_a_manual_clock_moves_client_and_server_past_expiry_without_sleeping(
+    pki: Pki, keys: Keys, mint: Minter
+) -> None:
+    """One ManualClock drives the client's refreshing source and the server's verifier: when
+    it passes the first token's expiry, the server refuses that token (the control, on a
+    second channel) and the client fetches a new one for its next call. Nothing sleeps."""
+    clock = ManualClock()
+    guard = Guard(RequireBearerToken(make_verifier(keys, leeway=0, clock=clock)))
+    fetched: list[str] = []
+
+    def fetch() -> tuple[str, float]:
+        lifetime = dt.timedelta(seconds=100)
+        fetched.append(mint(subject=f"user-{len(fetched) + 1}", ttl=lifetime, clock=clock))
+        return fetched[-1], clock.timestamp() + lifetime.total_seconds()
+
+    tls = ChannelTLS.create(ca=pki.ca, identity=pki.client)
+    credentials = server_credentials(pki.server, client_ca=pki.ca)
+    with (
+        serve_guarded("sync", credentials, guard) as server,
+        RefreshingToken(fetch, refresh_before=0.0, clock=clock) as source,
+        token_channel(server.target, tls, source, clock=clock) as channel,
+    ):
+        assert invoke(channel, UNARY)[0]["sub"] == "user-1"
+        with token_channel(server.target, tls, fetched[0]) as first:
+            assert invoke(first, UNARY)[0]["sub"] == "user-1"
+            clock.advance(100)
+            error = invoke_error(first, UNARY)
+        assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert invoke(channel, UNARY)[0]["sub"] == "user-2"
+    assert guard.stats.snapshot()["unauthenticated"] == {"expired": 1}

@@ -15,6 +15,7 @@ from grpcsec.authn import (
     StaticToken,
     TokenFile,
 )
+from grpcsec.clock import ManualClock
 from grpcsec.errors import AuthenticationError, ConfigurationError, MaterialError
 from tests.authn.conftest import (
     Issuer,
@@ -143,3 +144,32 @@ def test_token_file_replaced_by_a_fifo_device_or_loop_keeps_the_last_token(
     put(path, b"second.token.two")
     assert source.token(time.time()) == "second.token.two"
     assert source.reloads == 1
+
+
+def test_refreshing_token_measures_expiry_on_its_clock() -> None:
+    """A ManualClock takes a refreshing source past its token's expiry with no sleep (the next
+    call fetches); an expiry that is past on the source's clock is refused even though the
+    machine's clock (the control, a source on SYSTEM_CLOCK) still finds it in the future."""
+    clock = ManualClock()
+    issued: list[str] = []
+
+    def fetch() -> tuple[str, float]:
+        issued.append(f"token.number.{len(issued) + 1}")
+        return issued[-1], clock.timestamp() + 100
+
+    with RefreshingToken(fetch, refresh_before=10.0, clock=clock) as source:
+        assert source.token(clock.timestamp()) == "token.number.1"
+        clock.advance(50)
+        assert source.token(clock.timestamp()) == "token.number.1"
+        clock.advance(50)
+        assert source.token_nowait(clock.timestamp()) is None
+        assert source.token(clock.timestamp()) == "token.number.2"
+    behind_the_clock = ("late.token.value", clock.timestamp() - 1)
+    assert behind_the_clock[1] > time.time()  # still in the future on the machine's clock
+    with (
+        RefreshingToken(lambda: behind_the_clock, clock=clock) as late,
+        pytest.raises(AuthenticationError, match="expired"),
+    ):
+        late.token(clock.timestamp())
+    with RefreshingToken(lambda: behind_the_clock) as control:
+        assert control.token(time.time()) == "late.token.value"

@@ -7,6 +7,7 @@ speed, expiry and key removal; and every message for the absence of the token it
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from grpcsec.authn import (
     VerificationKey,
 )
 from grpcsec.authn.verified import REASONS, claims_to_json, token_id
+from grpcsec.clock import ManualClock
 from grpcsec.errors import AuthenticationError, ConfigurationError
 from tests.authn.conftest import (
     AUDIENCE,
@@ -281,3 +283,24 @@ def test_reprs_and_token_ids_never_show_the_token(keys: Keys, mint: Minter) -> N
     assert token not in repr(verified)
     assert token not in str(verified.to_json())
     assert token_id(token) == verified.token_id
+
+
+# -- the clock -------------------------------------------------------------------------------------
+def test_a_manual_clock_moves_a_cached_token_past_expiry(keys: Keys, mint: Minter) -> None:
+    """Without ``now=``, the verifier reads its clock: a ManualClock takes a cached token to one
+    second before and then to its expiry with no sleep. The control: a verifier on the
+    machine's clock refuses the same token, dated by the ManualClock (2030), as not yet issued."""
+    clock = ManualClock()
+    verifier = make_verifier(keys, leeway=0, clock=clock)
+    token = mint(ttl=dt.timedelta(seconds=300), clock=clock)
+    assert verifier.verify(token).subject == "alice"
+    clock.advance(299)
+    assert verifier.verify(token).subject == "alice"
+    assert verifier.cache_info()["hits"] == 1
+    clock.advance(1)
+    with pytest.raises(AuthenticationError) as caught:
+        verifier.verify(token)
+    assert caught.value.reason == "expired"
+    with pytest.raises(AuthenticationError) as caught:
+        make_verifier(keys, leeway=0).verify(token)
+    assert caught.value.reason == "issued_in_future"

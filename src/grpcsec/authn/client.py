@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
@@ -25,6 +24,7 @@ import grpc
 
 from grpcsec.authn.token_sources import StaticToken, TokenSource
 from grpcsec.authn.token_transport import check_token_transport
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.credentials import ChannelTLS
 from grpcsec.errors import ConfigurationError
 
@@ -75,7 +75,8 @@ class BearerTokenInterceptor(
 ):
     """Adds ``authorization: Bearer <token>`` to every call of a sync channel (use with
     ``grpc.intercept_channel``). ``secure`` says whether the channel has TLS (or local
-    credentials); see :func:`check_token_transport`."""
+    credentials); see :func:`check_token_transport`. ``clock`` gives the time the source is
+    asked for its token at."""
 
     def __init__(
         self,
@@ -84,6 +85,7 @@ class BearerTokenInterceptor(
         secure: bool,
         target: str,
         allow_plaintext_token_on_loopback: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         check_token_transport(
             secure=secure,
@@ -91,9 +93,10 @@ class BearerTokenInterceptor(
             allow_plaintext_token_on_loopback=allow_plaintext_token_on_loopback,
         )
         self.source = _as_source(token)
+        self.clock = clock
 
     def _details(self, details: Grpc) -> _ClientCallDetails:
-        metadata = _with_token(details.metadata, self.source.token(time.time()))
+        metadata = _with_token(details.metadata, self.source.token(self.clock.timestamp()))
         return _ClientCallDetails(
             details.method,
             details.timeout,
@@ -131,11 +134,12 @@ class _AioBearer:
     """Shared part of the four ``grpc.aio`` interceptors (grpc.aio registers an interceptor for
     one call shape only, the first base class it matches)."""
 
-    def __init__(self, source: TokenSource) -> None:
+    def __init__(self, source: TokenSource, clock: Clock = SYSTEM_CLOCK) -> None:
         self.source = source
+        self.clock = clock
 
     async def _details(self, details: Grpc) -> Grpc:
-        now = time.time()
+        now = self.clock.timestamp()
         token = self.source.token_nowait(now)
         if token is None:
             token = await asyncio.get_running_loop().run_in_executor(None, self.source.token, now)
@@ -188,6 +192,7 @@ def aio_bearer_interceptors(
     secure: bool,
     target: str,
     allow_plaintext_token_on_loopback: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[Any]:
     """The four ``grpc.aio`` client interceptors attaching ``token`` (pass them as
     ``interceptors=`` to ``grpc.aio.secure_channel``); see :func:`check_token_transport`."""
@@ -198,10 +203,10 @@ def aio_bearer_interceptors(
     )
     source = _as_source(token)
     return [
-        AioBearerUnaryUnary(source),
-        AioBearerUnaryStream(source),
-        AioBearerStreamUnary(source),
-        AioBearerStreamStream(source),
+        AioBearerUnaryUnary(source, clock),
+        AioBearerUnaryStream(source, clock),
+        AioBearerStreamUnary(source, clock),
+        AioBearerStreamStream(source, clock),
     ]
 
 
@@ -222,6 +227,7 @@ def token_channel(
     *,
     options: Sequence[tuple[str, Any]] = (),
     allow_plaintext_token_on_loopback: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> grpc.Channel:
     """A sync channel to ``target`` that sends ``token`` on every call. ``tls=None`` means
     plaintext, refused unless ``allow_plaintext_token_on_loopback`` and a loopback target.
@@ -232,6 +238,7 @@ def token_channel(
         secure=credentials is not None,
         target=target,
         allow_plaintext_token_on_loopback=allow_plaintext_token_on_loopback,
+        clock=clock,
     )
     if credentials is None:
         channel = grpc.insecure_channel(target, options=list(options))
@@ -247,6 +254,7 @@ def aio_token_channel(
     *,
     options: Sequence[tuple[str, Any]] = (),
     allow_plaintext_token_on_loopback: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> grpc.aio.Channel:
     """The ``grpc.aio`` form of :func:`token_channel` (create it inside the event loop)."""
     credentials = _credentials(tls)
@@ -255,6 +263,7 @@ def aio_token_channel(
         secure=credentials is not None,
         target=target,
         allow_plaintext_token_on_loopback=allow_plaintext_token_on_loopback,
+        clock=clock,
     )
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grpcsec.authn.keys import MAX_JWKS_BYTES, KeySet
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError, MaterialError
 from grpcsec.material import TrustBundle, TrustSource, as_trust_bundle
 from grpcsec.text import get_logger
@@ -57,7 +58,8 @@ class JWKSUrl:
       while fetches fail; after that tokens are refused (``keys_unavailable``).
     * ``timeout`` bounds each fetch; ``max_bytes`` bounds the document.
 
-    Nothing is fetched at construction; call :meth:`fetch` at startup to fail fast.
+    Nothing is fetched at construction; call :meth:`fetch` at startup to fail fast. The
+    methods take ``now`` (POSIX seconds); ``clock`` gives it to :meth:`fetch` when omitted.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class JWKSUrl:
         max_stale: float = 3600.0,
         timeout: float = 5.0,
         max_bytes: int = MAX_JWKS_BYTES,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not url.lower().startswith("https://") or len(url) <= len("https://"):
             raise ConfigurationError(f"the JWKS URL must be https:// (got {url!r})")
@@ -81,6 +84,7 @@ class JWKSUrl:
         if max_bytes <= 0:
             raise ConfigurationError("max_bytes must be positive")
         self.url = url
+        self.clock = clock
         self.trust: TrustBundle = (
             TrustBundle.system() if ca is None else as_trust_bundle(ca, "JWKS CA bundle")
         )
@@ -153,10 +157,12 @@ class JWKSUrl:
             self._lock.release()
         return self.current(now)
 
-    def fetch(self, now: float) -> KeySet:
+    def fetch(self, now: float | None = None) -> KeySet:
         """Fetch now (ignoring the rate limit) and return the keys; raises
         :class:`MaterialError` when the JWKS cannot be fetched or parsed. For startup checks
         and the CLI."""
+        if now is None:
+            now = self.clock.timestamp()
         with self._lock:
             self._attempted_at = now
             try:

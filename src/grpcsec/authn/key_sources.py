@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from grpcsec.authn.jwks_url import JWKSUrl
 from grpcsec.authn.keys import KeySet, PublicKey, VerificationKey
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError, MaterialError
 from grpcsec.fileio import FileKind, WatchedFile, WatchedFileCounters
 from grpcsec.material import StrPath, TrustSource
@@ -159,11 +160,14 @@ def key_source(
     ca: TrustSource | None = None,
     min_refresh_interval: float = 30.0,
     timeout: float = 5.0,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> JWKSFile | JWKSUrl:
     """A JWKS source from a CLI-style value: an ``https://`` URL or a file path."""
     text = os.fspath(spec)
     if text.lower().startswith(("https://", "http://")):
-        return JWKSUrl(text, ca=ca, min_refresh_interval=min_refresh_interval, timeout=timeout)
+        return JWKSUrl(
+            text, ca=ca, min_refresh_interval=min_refresh_interval, timeout=timeout, clock=clock
+        )
     if ca is not None:
         raise ConfigurationError("a CA bundle only applies to a JWKS URL, not to a file")
     return JWKSFile(text)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -126,7 +125,7 @@ class RequireBearerToken:
         if requirement is None:
             return None
         token = self._token(call)
-        now = time.time()
+        now = self.verifier.clock.timestamp()
         verifier = self.verifier
         verified = verifier.verify_nowait(token, now=now)
         loop = asyncio.get_running_loop()

@@ -19,11 +19,11 @@ import datetime as dt
 import hashlib
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import AuthenticationError, ConfigurationError, MaterialError
 from grpcsec.fileio import FileKind, WatchedFile, WatchedFileCounters
 from grpcsec.text import get_logger
@@ -100,9 +100,16 @@ class TokenFile(WatchedFileCounters):
     re-read when the file changes (:class:`~grpcsec.fileio.WatchedFile`), checked at most every
     ``poll_interval`` seconds. If a new version cannot be read (a FIFO, a device, a symlink
     loop, not a token), the last good token stays, a warning is logged once and
-    ``reload_failures`` counts it; the next good version is read at the next check."""
+    ``reload_failures`` counts it; the next good version is read at the next check. ``clock``
+    dates the first check."""
 
-    def __init__(self, path: str | os.PathLike[str], *, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        poll_interval: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         if poll_interval < 0:
             raise ConfigurationError("poll_interval must not be negative")
         self.path = Path(path)
@@ -111,7 +118,7 @@ class TokenFile(WatchedFileCounters):
         self._file: WatchedFile[str] = WatchedFile(
             self.path, kind=FileKind.TOKEN, parse=self._parse, what="token file", log=log
         )
-        self._checked_at = time.time()
+        self._checked_at = clock.timestamp()
 
     def _parse(self, data: bytes) -> str:
         try:
@@ -150,7 +157,8 @@ class RefreshingToken:
     fails, it is retried after ``retry_interval`` seconds while the current token lasts; once
     it has expired, calls fetch synchronously (one at a time) and fail with
     :class:`AuthenticationError` (``token_unavailable``) if that fails too. :meth:`close` joins
-    the background thread.
+    the background thread. ``clock`` is what a fetched token's expiry and the retry delay are
+    measured against (a :class:`~grpcsec.clock.ManualClock` in tests).
     """
 
     def __init__(
@@ -159,10 +167,12 @@ class RefreshingToken:
         *,
         refresh_before: float = 60.0,
         retry_interval: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if refresh_before < 0 or retry_interval <= 0:
             raise ConfigurationError("refresh_before must be >= 0 and retry_interval > 0")
         self._fetch = fetch
+        self.clock = clock
         self.refresh_before = refresh_before
         self.retry_interval = retry_interval
         self._fetch_lock = threading.Lock()
@@ -175,7 +185,7 @@ class RefreshingToken:
         self.failures = 0
 
     def _do_fetch(self) -> tuple[str, float, float]:
-        started = time.time()
+        started = self.clock.timestamp()
         try:
             token, expiry = self._fetch()
         except Exception as exc:
@@ -214,7 +224,7 @@ class RefreshingToken:
             try:
                 self._do_fetch()
             except AuthenticationError as exc:
-                self._retry_at = time.time() + self.retry_interval
+                self._retry_at = self.clock.timestamp() + self.retry_interval
                 log.warning(
                     "token refresh failed, retrying in %.0f s: %s", self.retry_interval, exc
                 )

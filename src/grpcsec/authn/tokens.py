@@ -11,7 +11,6 @@ match without naming a ``kid``. No grpc.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from grpcsec.authn.keys import PublicKey, VerificationKey, jwk_thumbprint
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError, MaterialError
 from grpcsec.fileio import FileKind, read_file
 from grpcsec.pki import load_certificates, load_private_key
@@ -72,15 +72,16 @@ def mint_token(
     kid: str | None = None,
     claims: Mapping[str, Any] | None = None,
     now: float | None = None,
+    clock: Clock = SYSTEM_CLOCK,
     not_before: float | None = None,
     algorithm: str | None = None,
 ) -> str:
-    """A signed JWT for tests: ``iss``, ``sub``, ``aud``, ``iat`` (``now``), ``exp`` (``now`` +
-    ``ttl``), ``scope`` when ``scopes`` are given, ``nbf`` when given, then ``claims`` (which may
-    override any of them, to build broken tokens on purpose). Header: ``alg`` from the key
-    (or ``algorithm``), ``typ: JWT`` and ``kid`` (default: the key's JWK thumbprint; ``""`` for
-    none)."""
-    issued = time.time() if now is None else now
+    """A signed JWT for tests: ``iss``, ``sub``, ``aud``, ``iat`` (``now``, default: the
+    ``clock``'s time), ``exp`` (``now`` + ``ttl``), ``scope`` when ``scopes`` are given, ``nbf``
+    when given, then ``claims`` (which may override any of them, to build broken tokens on
+    purpose). Header: ``alg`` from the key (or ``algorithm``), ``typ: JWT`` and ``kid``
+    (default: the key's JWK thumbprint; ``""`` for none)."""
+    issued = clock.timestamp() if now is None else now
     payload: dict[str, Any] = {
         "iss": issuer,
         "sub": subject,

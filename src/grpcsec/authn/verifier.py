@@ -24,7 +24,6 @@ revokes its cached tokens). Failures raise :class:`~grpcsec.errors.Authenticatio
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
@@ -45,6 +44,7 @@ from grpcsec.authn.numeric import load_claims
 from grpcsec.authn.report import TokenReport
 from grpcsec.authn.token_cache import CacheEntry, TokenCache
 from grpcsec.authn.verified import VerifiedToken, fail, freeze_json, shorten, string_set, token_id
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import AuthenticationError, ConfigurationError
 from grpcsec.text import get_logger
 
@@ -67,10 +67,6 @@ _REFRESH_CHECK_INTERVAL = 1.0
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=")
 
 
-def _now() -> float:
-    return time.time()
-
-
 def _is_key_source(value: object) -> bool:
     return all(
         callable(getattr(value, name, None))
@@ -89,7 +85,8 @@ class JWTVerifier:
     (:class:`~grpcsec.authn.jwks_url.JWKSUrl`, :class:`~grpcsec.authn.key_sources.JWKSFile`,
     :class:`~grpcsec.authn.key_sources.StaticKeys`) or plain public keys. ``audience`` is
     required; ``issuer`` is recommended. ``cache_size=0`` turns the token cache off.
-    Safe to share between threads and event loops.
+    ``clock`` gives ``now`` when a method is called without one. Safe to share between threads
+    and event loops.
     """
 
     def __init__(
@@ -104,7 +101,9 @@ class JWTVerifier:
         require_expiry: bool = True,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.keys: KeySource = (
             cast("KeySource", keys)
             if _is_key_source(keys)
@@ -167,7 +166,7 @@ class JWTVerifier:
 
         Raises :class:`AuthenticationError` with a ``reason`` from :data:`REASONS`.
         """
-        moment = time.time() if now is None else now
+        moment = self.clock.timestamp() if now is None else now
         verified = self._verify(token, moment, may_block=True)
         if moment >= self._refresh_check_at:
             self._refresh_check_at = moment + _REFRESH_CHECK_INTERVAL
@@ -179,14 +178,16 @@ class JWTVerifier:
         """Like :meth:`verify`, but ``None`` when a key fetch would be needed first (the
         caller then runs :meth:`verify` on a thread). Never blocks."""
         try:
-            return self._verify(token, _now() if now is None else now, may_block=False)
+            return self._verify(
+                token, self.clock.timestamp() if now is None else now, may_block=False
+            )
         except _NeedsFetch:
             return None
 
     def refresh_due(self, now: float | None = None) -> bool:
         """Whether the key source wants a routine refresh (do it off the hot path). Asks the
         source at most once per second."""
-        moment = time.time() if now is None else now
+        moment = self.clock.timestamp() if now is None else now
         if moment < self._refresh_check_at:
             return False
         self._refresh_check_at = moment + _REFRESH_CHECK_INTERVAL
@@ -194,7 +195,7 @@ class JWTVerifier:
 
     def refresh_keys(self, now: float | None = None) -> None:
         """Refresh the keys if due (blocking; never raises)."""
-        moment = _now() if now is None else now
+        moment = self.clock.timestamp() if now is None else now
         try:
             if self.keys.refresh_wanted(moment, unknown_kid=False):
                 self.keys.refresh(moment, wait=False)
@@ -213,7 +214,7 @@ class JWTVerifier:
         self, token: str, *, now: float | None = None, required_scopes: Iterable[str] = ()
     ) -> TokenReport:
         """Verify and report why the token is or is not accepted (for the CLI and support)."""
-        moment = _now() if now is None else now
+        moment = self.clock.timestamp() if now is None else now
         token = token.strip()
         header: Mapping[str, Any] | None = None
         claims: Mapping[str, Any] | None = None
