@@ -141,17 +141,11 @@ class JWKSUrl:
             return self.current(now)
         try:
             if self._attempt_allowed(now):
-                self._attempted_at = now
                 try:
-                    keys = self._download()
+                    keys = self._fetch_locked(now)
                 except MaterialError as exc:
-                    self.fetch_failures += 1
-                    self._last_error = exc.message
                     log.warning("JWKS %s: fetch failed, keeping the last keys: %s", self.url, exc)
                 else:
-                    self.fetches += 1
-                    self._last_error = None
-                    self._state = _UrlState(keys, now)
                     log.info("JWKS %s fetched: kids %s", self.url, keys.kids())
         finally:
             self._lock.release()
@@ -164,17 +158,22 @@ class JWKSUrl:
         if now is None:
             now = self.clock.timestamp()
         with self._lock:
-            self._attempted_at = now
-            try:
-                keys = self._download()
-            except MaterialError as exc:
-                self.fetch_failures += 1
-                self._last_error = exc.message
-                raise
-            self.fetches += 1
-            self._last_error = None
-            self._state = _UrlState(keys, now)
-            return keys
+            return self._fetch_locked(now)
+
+    def _fetch_locked(self, now: float) -> KeySet:
+        """One fetch attempt at ``now`` (the lock is held), counted and recorded: the new keys,
+        or the :class:`MaterialError` (the last keys stay)."""
+        self._attempted_at = now
+        try:
+            keys = self._download()
+        except MaterialError as exc:
+            self.fetch_failures += 1
+            self._last_error = exc.message
+            raise
+        self.fetches += 1
+        self._last_error = None
+        self._state = _UrlState(keys, now)
+        return keys
 
     def _download(self) -> KeySet:
         request = urllib.request.Request(  # noqa: S310 (the scheme is checked to be https)

@@ -30,6 +30,7 @@ from grpcsec.text import get_logger
 
 __all__ = [
     "MAX_JWKS_BYTES",
+    "PUBLIC_KEY_TYPES",
     "SUPPORTED_ALGORITHMS",
     "KeySet",
     "PublicKey",
@@ -43,6 +44,14 @@ log = get_logger("grpcsec.authn")
 PublicKey: TypeAlias = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 )
+
+PUBLIC_KEY_TYPES = (
+    rsa.RSAPublicKey,
+    ec.EllipticCurvePublicKey,
+    ed25519.Ed25519PublicKey,
+    ed448.Ed448PublicKey,
+)
+"""The classes of :data:`PublicKey`, for ``isinstance``."""
 
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
@@ -95,13 +104,7 @@ def jwk_thumbprint(key: PublicKey) -> str:
 
 def _as_public(key: object) -> PublicKey:
     public = key.public_key() if hasattr(key, "public_key") else key
-    if not isinstance(
-        public,
-        rsa.RSAPublicKey
-        | ec.EllipticCurvePublicKey
-        | ed25519.Ed25519PublicKey
-        | ed448.Ed448PublicKey,
-    ):
+    if not isinstance(public, PUBLIC_KEY_TYPES):
         raise ConfigurationError(
             f"unsupported verification key type {type(key).__name__}: use an RSA, EC "
             "(P-256/P-384/P-521) or Ed25519/Ed448 public key"

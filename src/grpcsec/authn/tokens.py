@@ -19,7 +19,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from grpcsec.authn.keys import PublicKey, VerificationKey, jwk_thumbprint
+from grpcsec.authn.keys import PUBLIC_KEY_TYPES, PublicKey, VerificationKey, jwk_thumbprint
 from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError, MaterialError
 from grpcsec.fileio import FileKind, read_file
@@ -133,12 +133,6 @@ def load_public_key(path: str | Path, *, password: bytes | None = None) -> Publi
             public = load_private_key(data, password=password, source=str(path)).public_key()
     except ValueError as exc:
         raise MaterialError("not a PEM public key, certificate or private key", path=path) from exc
-    if not isinstance(
-        public,
-        rsa.RSAPublicKey
-        | ec.EllipticCurvePublicKey
-        | ed25519.Ed25519PublicKey
-        | ed448.Ed448PublicKey,
-    ):
+    if not isinstance(public, PUBLIC_KEY_TYPES):
         raise MaterialError(f"unsupported key type {type(public).__name__}", path=path)
     return public
