@@ -42,11 +42,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from grpcsec.authn.call import CallInfo
 from grpcsec.authz import Authorizer, Decision, Engine, Policy, Request, Rule, parse_policy
 from grpcsec.authz.check import AuthorizeCheck
 from grpcsec.authz.patterns import PatternSet
 from grpcsec.authz.request import joined_headers, peer_principals
+from grpcsec.call import CallInfo
 from grpcsec.errors import AuthorizationError
 from grpcsec.identity import Peer, TransportSecurity
 

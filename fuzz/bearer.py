@@ -37,8 +37,8 @@ from grpcsec.authn import (
     StaticKeys,
     TokenRequirement,
 )
-from grpcsec.authn.jwt import REASONS, claims_to_json
 from grpcsec.authn.tokens import public_jwks
+from grpcsec.authn.verified import REASONS, claims_to_json
 from grpcsec.errors import AuthenticationError, AuthorizationError, GrpcsecError
 from grpcsec.identity import Peer, TransportSecurity
 

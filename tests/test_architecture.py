@@ -5,6 +5,8 @@ inside a function counts too."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,10 @@ GRPC_FREE = [
     *modules("material.py"),
     *modules("monitor"),
     *modules("authz"),
+    *[p for p in modules("authn") if p.name != "client.py"],
+    *modules("lazy.py"),
+    *modules("call.py"),
+    *modules("clock.py"),
 ]
 
 
@@ -69,6 +75,14 @@ def test_library_does_not_import_the_demo(path: Path) -> None:
     assert not bad, f"{path.relative_to(SRC)} imports {bad}"
 
 
+@pytest.mark.parametrize("path", modules("authz"), ids=lambda p: p.name)
+def test_authz_does_not_import_authn(path: Path) -> None:
+    """Authorization and authentication share the one call description (``grpcsec.call``);
+    neither imports the other."""
+    bad = {name for name in imports_of(path) if name.startswith("grpcsec.authn")}
+    assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
 def test_pki_does_not_print() -> None:
     for path in modules("pki"):
         tree = ast.parse(path.read_text())
@@ -78,3 +92,80 @@ def test_pki_does_not_print() -> None:
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
         ]
         assert not calls, f"{path.name} prints"
+
+
+_LOADED_GRPC = (
+    "import sys; import {modules}; "
+    "print(*sorted(m for m in sys.modules if m == 'grpc' or m.startswith('grpc.')))"
+)
+
+
+def loaded_grpc_modules(*names: str) -> list[str]:
+    """The grpc modules a fresh interpreter has loaded after importing ``names``."""
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED_GRPC.format(modules=", ".join(names))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.split()
+
+
+def test_the_grpc_free_packages_load_no_grpc_module() -> None:
+    """``import grpcsec``, ``grpcsec.pki``, ``grpcsec.authn`` and ``grpcsec.authz`` start no
+    grpc core (their grpc-using names are lazy); the control shows the probe sees grpc."""
+    assert loaded_grpc_modules("grpcsec", "grpcsec.pki", "grpcsec.authn", "grpcsec.authz") == []
+    assert "grpc" in loaded_grpc_modules("grpcsec.authn.client")  # the negative control
+
+
+_WALL_CLOCK = {
+    ("time", "time"),
+    ("time", "time_ns"),
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+}
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        owner = _dotted(node.value)
+        return None if owner is None else f"{owner}.{node.attr}"
+    return None
+
+
+def wall_clock_reads(path: Path) -> list[str]:
+    """Every wall-clock read in ``path``: ``time.time()``, ``datetime.now()`` (however the
+    module is imported: ``dt.datetime.now``, ``datetime.datetime.now``...), ``utcnow``,
+    ``today``, and ``from time import time``."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = _dotted(node.func.value)
+            if owner is not None and (owner.rsplit(".", 1)[-1], node.func.attr) in _WALL_CLOCK:
+                found.append(f"{owner}.{node.func.attr}() at line {node.lineno}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "time":
+            found += [f"from time import {a.name}" for a in node.names if a.name.startswith("time")]
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SRC.rglob("*.py") if p != SRC / "clock.py"],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_only_the_clock_reads_the_wall_clock(path: Path) -> None:
+    """Time comes from a ``grpcsec.clock.Clock`` passed in (``SYSTEM_CLOCK`` by default), so
+    tests can move it; monotonic reads (intervals, not dates) are allowed."""
+    assert not wall_clock_reads(path), f"{path.relative_to(SRC)}: {wall_clock_reads(path)}"
+
+
+def test_the_wall_clock_check_sees_the_clock_itself() -> None:
+    """The control: the one module allowed to read the wall clock is found doing so."""
+    found = wall_clock_reads(SRC / "clock.py")
+    assert any("datetime.now()" in item for item in found)
+    assert any("time.time()" in item for item in found)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from grpcsec.authn.client import TokenFile
-from grpcsec.authn.jwks import JWKSFile
+from grpcsec.authn.key_sources import JWKSFile
+from grpcsec.authn.token_sources import TokenFile
 from grpcsec.authn.tokens import load_public_key
 from grpcsec.authz import load_policy
 from grpcsec.doctor.roots import default_grpc_roots

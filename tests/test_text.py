@@ -83,7 +83,13 @@ def test_the_filter_is_attached_once_and_a_plain_logger_has_none() -> None:
 def test_every_grpcsec_module_logger_escapes() -> None:
     """Each logger grpcsec logs on carries the filter (a logger added later must use
     ``get_logger``)."""
-    for module in ("authn.jwt", "authz.engine", "demo.greeter", "interceptors", "rotation.renew"):
+    for module in (
+        "authn.verifier",
+        "authz.engine",
+        "demo.greeter",
+        "interceptors",
+        "rotation.renew",
+    ):
         importlib.import_module(f"grpcsec.{module}")
     for name in ("authn", "authz", "serve", "rotation", "renew"):
         filters = logging.getLogger(f"grpcsec.{name}").filters

@@ -1,6 +1,6 @@
 """The one place that wraps grpcio's four handler shapes, for ``grpc.server`` and ``grpc.aio``.
 
-A :class:`Guard` runs an ordered list of checks (:class:`~grpcsec.authn.call.Check`: client
+A :class:`Guard` runs an ordered list of checks (:class:`~grpcsec.call.Check`: client
 certificate requirements, bearer tokens, authorization policies) for every RPC and maps their
 errors to status codes:
 
@@ -42,7 +42,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from grpcsec.authn.call import AsyncCheck, CallInfo, Check
+from grpcsec.call import AsyncCheck, CallInfo, Check
 from grpcsec.denial import Denial, DenialCode, denial_of
 from grpcsec.identity import Peer, peer
 from grpcsec.text import get_logger

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.api_jws import PyJWS
 
 from grpcsec.authn import JWTVerifier, StaticKeys, VerificationKey, mint_token
+from grpcsec.errors import AuthenticationError
 from grpcsec.identity import peer
 from grpcsec.interceptors import Guard, call_info
 from grpcsec.pki import CertificateAuthority, Profile, SubjectAltNames
@@ -527,3 +528,38 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
             return
         time.sleep(0.01)
     pytest.fail("condition not met in time")
+
+
+class Issuer:
+    """A token callable: counts calls, can block on an event or fail."""
+
+    def __init__(self, lifetime: float) -> None:
+        self.lifetime = lifetime
+        self.calls = 0
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail = False
+        self.threads: list[str] = []
+
+    def __call__(self) -> tuple[str, float]:
+        self.calls += 1
+        self.threads.append(threading.current_thread().name)
+        if not self.gate.wait(TIMEOUT):
+            raise TimeoutError("gate never opened")
+        if self.fail:
+            raise OSError("token service down (secret detail)")
+        return f"token.number.{self.calls}", time.time() + self.lifetime
+
+
+def jwk(key: Any, kid: str, **extra: Any) -> dict[str, Any]:
+    """The public JWK of ``key`` under ``kid``, with ``extra`` members."""
+    entry = VerificationKey.from_public_key(key, kid=kid).to_jwk()
+    entry.update(extra)
+    return entry
+
+
+def refused(verifier: JWTVerifier, token: str, now: float) -> str:
+    """The reason ``verifier`` refuses ``token`` at ``now`` (fails if it accepts)."""
+    with pytest.raises(AuthenticationError) as caught:
+        verifier.verify(token, now=now)
+    return caught.value.reason

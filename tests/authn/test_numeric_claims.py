@@ -23,9 +23,9 @@ import pytest
 from jwt.api_jws import PyJWS
 
 from grpcsec.authn import ClientCertAllowList, JWTVerifier, RequireBearerToken, RequireClientCert
-from grpcsec.authn.jwt import REASONS
 from grpcsec.authn.numeric import MAX_NUMERIC_DATE, load_claims, numeric_date
 from grpcsec.authn.tokens import public_jwks
+from grpcsec.authn.verified import REASONS
 from grpcsec.credentials import channel_credentials, server_credentials
 from grpcsec.errors import AuthenticationError
 from grpcsec.interceptors import UNAUTHENTICATED_DETAILS, Guard

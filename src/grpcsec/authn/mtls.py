@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from grpcsec.authn.call import CallInfo, denied
 from grpcsec.authn.methods import MethodRules, MethodSet
+from grpcsec.call import CallInfo, denied
 from grpcsec.errors import AuthenticationError, ConfigurationError, IssuanceError
 from grpcsec.identity import Peer, TransportSecurity
 from grpcsec.pki.names import SpiffeId, normalize_dns_name

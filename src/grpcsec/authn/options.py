@@ -16,13 +16,15 @@ credentials) skip both checks; reflection is *not* exempt. No grpc import.
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from grpcsec.authn.call import Check
-from grpcsec.authn.jwks import JWKSUrl, key_source
-from grpcsec.authn.jwt import JWTVerifier, RequireBearerToken
+from grpcsec.authn.jwks_url import JWKSUrl
+from grpcsec.authn.key_sources import key_source
 from grpcsec.authn.mtls import ClientCertAllowList, RequireClientCert
+from grpcsec.authn.requirement import RequireBearerToken
+from grpcsec.authn.verifier import JWTVerifier
+from grpcsec.call import Check
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError
 
 __all__ = ["HEALTH_METHODS", "AuthnOptions"]
@@ -50,6 +52,8 @@ class AuthnOptions:
     exempt: tuple[str, ...] = HEALTH_METHODS
     fetch_at_start: bool = True
     """Fetch a JWKS URL in :meth:`checks`, so an unreachable one fails at startup."""
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False, compare=False)
+    """Where the JWKS source and the token verifier read the time."""
 
     @property
     def _allow_entries(self) -> bool:
@@ -104,9 +108,11 @@ class AuthnOptions:
             return found
         if not self.audiences:
             raise ConfigurationError("--jwks needs --audience: the audience tokens must be for")
-        source = key_source(self.jwks, ca=self.jwks_ca)
+        source = key_source(self.jwks, ca=self.jwks_ca, clock=self.clock)
         if isinstance(source, JWKSUrl) and self.fetch_at_start:
-            source.fetch(time.time() if now is None else now)
-        verifier = JWTVerifier(source, audience=self.audiences, issuer=self.issuers or None)
+            source.fetch(now)
+        verifier = JWTVerifier(
+            source, audience=self.audiences, issuer=self.issuers or None, clock=self.clock
+        )
         found.append(RequireBearerToken(verifier, scopes=self.required_scopes, exempt=self.exempt))
         return found

@@ -11,7 +11,6 @@ match without naming a ``kid``. No grpc.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from grpcsec.authn.jwks import PublicKey, VerificationKey, jwk_thumbprint
+from grpcsec.authn.keys import PUBLIC_KEY_TYPES, PublicKey, VerificationKey, jwk_thumbprint
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError, MaterialError
 from grpcsec.fileio import FileKind, read_file
 from grpcsec.pki import load_certificates, load_private_key
@@ -72,15 +72,16 @@ def mint_token(
     kid: str | None = None,
     claims: Mapping[str, Any] | None = None,
     now: float | None = None,
+    clock: Clock = SYSTEM_CLOCK,
     not_before: float | None = None,
     algorithm: str | None = None,
 ) -> str:
-    """A signed JWT for tests: ``iss``, ``sub``, ``aud``, ``iat`` (``now``), ``exp`` (``now`` +
-    ``ttl``), ``scope`` when ``scopes`` are given, ``nbf`` when given, then ``claims`` (which may
-    override any of them, to build broken tokens on purpose). Header: ``alg`` from the key
-    (or ``algorithm``), ``typ: JWT`` and ``kid`` (default: the key's JWK thumbprint; ``""`` for
-    none)."""
-    issued = time.time() if now is None else now
+    """A signed JWT for tests: ``iss``, ``sub``, ``aud``, ``iat`` (``now``, default: the
+    ``clock``'s time), ``exp`` (``now`` + ``ttl``), ``scope`` when ``scopes`` are given, ``nbf``
+    when given, then ``claims`` (which may override any of them, to build broken tokens on
+    purpose). Header: ``alg`` from the key (or ``algorithm``), ``typ: JWT`` and ``kid``
+    (default: the key's JWK thumbprint; ``""`` for none)."""
+    issued = clock.timestamp() if now is None else now
     payload: dict[str, Any] = {
         "iss": issuer,
         "sub": subject,
@@ -132,12 +133,6 @@ def load_public_key(path: str | Path, *, password: bytes | None = None) -> Publi
             public = load_private_key(data, password=password, source=str(path)).public_key()
     except ValueError as exc:
         raise MaterialError("not a PEM public key, certificate or private key", path=path) from exc
-    if not isinstance(
-        public,
-        rsa.RSAPublicKey
-        | ec.EllipticCurvePublicKey
-        | ed25519.Ed25519PublicKey
-        | ed448.Ed448PublicKey,
-    ):
+    if not isinstance(public, PUBLIC_KEY_TYPES):
         raise MaterialError(f"unsupported key type {type(public).__name__}", path=path)
     return public

@@ -3,7 +3,7 @@
 ::
 
     authorizer = Authorizer.from_file("authz.json", reload_interval=30)
-    decision = authorizer.evaluate(Request(method=..., peer=peer(context), metadata=...))
+    decision = authorizer.evaluate(CallInfo(method=..., peer=peer(context), metadata=...))
     if not decision.allowed:
         ...  # PERMISSION_DENIED with a generic message; decision.explanation to the server log
 
@@ -27,7 +27,7 @@ from grpcsec.authz.provider import (
     PolicySource,
     StaticPolicyProvider,
 )
-from grpcsec.authz.request import Request
+from grpcsec.call import CallInfo
 
 __all__ = ["DENIED_MESSAGE", "Authorizer", "explain"]
 
@@ -107,7 +107,7 @@ class Authorizer:
         """The policy in force now."""
         return self._provider.engine.policy
 
-    def evaluate(self, request: Request) -> Decision:
+    def evaluate(self, request: CallInfo) -> Decision:
         """Decide one RPC and audit the decision per the policy's audit options."""
         return self._provider.engine.authorize(request)
 

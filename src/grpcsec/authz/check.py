@@ -1,6 +1,6 @@
 """The A43 policy as one check of the authentication guard (:mod:`grpcsec.interceptors`).
 
-No grpc import: the guard builds the :class:`~grpcsec.authn.call.CallInfo` inside the wrapped
+No grpc import: the guard builds the :class:`~grpcsec.call.CallInfo` inside the wrapped
 handler (streams once, before the handler starts) and runs the checks in order; this one comes
 after the authentication checks, so it sees their verified token claims. A denied call raises
 :class:`~grpcsec.errors.AuthorizationError`, which the guard answers with ``PERMISSION_DENIED``
@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from grpcsec.authn.call import CallInfo
 from grpcsec.authz.authorizer import Authorizer, explain
 from grpcsec.authz.engine import Decision
-from grpcsec.authz.request import Request
+from grpcsec.call import CallInfo
 from grpcsec.errors import AuthorizationError
 from grpcsec.text import get_logger
 
@@ -38,10 +37,7 @@ class AuthorizeCheck:
 
     def check(self, call: CallInfo) -> CallInfo | None:
         """Raise :class:`AuthorizationError` unless the policy allows ``call``."""
-        request = Request(
-            method=call.method, peer=call.peer, metadata=call.metadata, claims=call.claims
-        )
-        decision = self.authorizer.evaluate(request)
+        decision = self.authorizer.evaluate(call)
         if self._on_decision is not None:
             self._on_decision(decision)
         if not decision.allowed:

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from grpcsec.authz.audit import AuditCondition, AuditEvent, AuditLogger
 from grpcsec.authz.model import Policy, Rule
 from grpcsec.authz.patterns import PatternKind, PatternSet, is_present
-from grpcsec.authz.request import Request, claim_values, joined_headers, peer_principals
+from grpcsec.authz.request import claim_values, joined_headers, peer_principals
+from grpcsec.call import CallInfo
 from grpcsec.errors import PolicyError
 from grpcsec.text import get_logger
 
@@ -74,7 +75,7 @@ class _Scratch:
 
     __slots__ = ("headers", "principals", "principals_known", "request")
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: CallInfo) -> None:
         self.request = request
         self.principals_known = False
         self.principals: tuple[str, ...] | None = None
@@ -223,7 +224,7 @@ class Engine:
         self._cache[method] = found
         return found
 
-    def evaluate(self, request: Request) -> Decision:
+    def evaluate(self, request: CallInfo) -> Decision:
         """The decision for ``request``; pure (no audit, no I/O)."""
         candidates = self._cache.get(request.method) or self._candidates(request.method)
         scratch = _Scratch(request)
@@ -235,7 +236,7 @@ class Engine:
                 return rule.decision
         return self._default_deny
 
-    def audit(self, request: Request, decision: Decision) -> None:
+    def audit(self, request: CallInfo, decision: Decision) -> None:
         """Log ``decision`` to the policy's audit loggers if its condition says so."""
         if not self._loggers:
             return
@@ -268,7 +269,7 @@ class Engine:
                     exc,
                 )
 
-    def authorize(self, request: Request) -> Decision:
+    def authorize(self, request: CallInfo) -> Decision:
         """:meth:`evaluate`, then :meth:`audit`; what an interceptor calls once per RPC."""
         decision = self.evaluate(request)
         self.audit(request, decision)

@@ -1,11 +1,12 @@
-"""What a policy is evaluated against: one RPC's method, peer, metadata and token claims.
+"""What a policy is evaluated against, and how its rules see it.
 
-The interceptor builds a :class:`Request` per RPC from values it already has (no grpc import
-here): the full method (``/package.Service/Method``), :func:`grpcsec.identity.peer`'s
-:class:`~grpcsec.identity.Peer`, the invocation metadata as grpcio gives it, and, when a bearer
-token was *verified* by the authentication layer, its claims.
+A policy evaluates the one description of a call, :class:`grpcsec.call.CallInfo` (method, peer,
+metadata and, when the authentication layer *verified* a bearer token, its claims), the same
+value the authentication checks see; :data:`Request` is another name for it, kept for code
+written against earlier versions (``Request(method=..., peer=...)`` still works). No grpc
+import, and no import of :mod:`grpcsec.authn`.
 
-How the request is seen by the rules (authz-a43.md §5):
+How the call is seen by the rules (authz-a43.md §5):
 
 * **Principals** (:func:`peer_principals`, gRFC A41 and grpc-go): not TLS, no principal at all
   (not even ``""``); TLS without a client certificate, the one string ``""``; with a
@@ -23,9 +24,9 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from grpcsec.call import CallInfo
 from grpcsec.identity import Peer, TransportSecurity
 
 __all__ = [
@@ -43,20 +44,10 @@ SPACE_SEPARATED_CLAIMS = frozenset({"scope", "scp"})
 """Claims whose string value is a space-separated list (OAuth 2.0 ``scope``, RFC 8693 §4.2)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    """One RPC as the policy sees it.
-
-    ``metadata`` is a sequence of ``(key, value)`` pairs in arrival order (grpcio's
-    ``invocation_metadata()`` fits as is: text values for ordinary keys, bytes for ``-bin``
-    keys). ``claims`` are the verified token's claims, or ``None`` when the caller presented no
-    verified token; never pass claims of a token that was not verified.
-    """
-
-    method: str
-    peer: Peer
-    metadata: Sequence[tuple[str, MetadataValue]] = ()
-    claims: Mapping[str, Any] | None = None
+Request = CallInfo
+"""Another name for :class:`grpcsec.call.CallInfo` (one RPC as the policy sees it), kept for
+compatibility: ``metadata`` is a sequence of ``(key, value)`` pairs in arrival order (grpcio's
+``invocation_metadata()`` fits as is), ``claims`` the verified token's claims or ``None``."""
 
 
 def peer_principals(peer: Peer) -> tuple[str, ...] | None:

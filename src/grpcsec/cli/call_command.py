@@ -19,7 +19,8 @@ import grpc
 import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from grpcsec.authn.client import StaticToken, TokenFile, TokenSource, token_channel
+from grpcsec.authn.client import token_channel
+from grpcsec.authn.token_sources import StaticToken, TokenFile, TokenSource
 from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,

@@ -23,9 +23,10 @@ from typing import Annotated, Any
 import typer
 
 from grpcsec import pki
-from grpcsec.authn.jwks import JWKSUrl, key_source
-from grpcsec.authn.jwt import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTVerifier, TokenReport
+from grpcsec.authn.jwks_url import JWKSUrl
+from grpcsec.authn.key_sources import key_source
 from grpcsec.authn.numeric import numeric_date
+from grpcsec.authn.report import TokenReport
 from grpcsec.authn.tokens import (
     RESERVED_CLAIMS,
     SigningKey,
@@ -34,6 +35,7 @@ from grpcsec.authn.tokens import (
     public_jwks,
     signing_algorithm,
 )
+from grpcsec.authn.verifier import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTVerifier
 from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,

@@ -17,11 +17,14 @@ from pathlib import Path
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from grpcsec.authn.jwks import KeySet, StaticKeys
-from grpcsec.authn.jwt import JWTVerifier, RequireBearerToken
+from grpcsec.authn.key_sources import StaticKeys
+from grpcsec.authn.keys import KeySet
+from grpcsec.authn.requirement import RequireBearerToken
 from grpcsec.authn.tokens import mint_token, public_jwks
+from grpcsec.authn.verifier import JWTVerifier
 from grpcsec.authz import Authorizer
 from grpcsec.authz.check import AuthorizeCheck
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.credentials import ServerTLS, channel_credentials
 from grpcsec.demo.greeter import say_hello
 from grpcsec.demo.rows import DemoRow, short_reason
@@ -101,18 +104,20 @@ def _row(scenario: str, expected: str, result: tuple[str, str]) -> DemoRow:
 
 
 def run_access_acts(
-    workdir: Path, ca: CertificateAuthority, peers: AccessPeers
+    workdir: Path, ca: CertificateAuthority, peers: AccessPeers, *, clock: Clock = SYSTEM_CLOCK
 ) -> tuple[DemoRow, ...]:
-    """Run both acts against one guarded server and return their rows (see the module)."""
+    """Run both acts against one guarded server and return their rows (see the module).
+    ``clock`` dates the tokens and is what the server's verifier checks them against."""
     signing_key = ec.generate_private_key(ec.SECP256R1())
     keys = KeySet.from_jwks(public_jwks([(signing_key, None)]))  # kid = the key's thumbprint
-    verifier = JWTVerifier(StaticKeys(keys), audience=_AUDIENCE, issuer=_ISSUER)
+    verifier = JWTVerifier(StaticKeys(keys), audience=_AUDIENCE, issuer=_ISSUER, clock=clock)
 
     def token(**overrides: object) -> str:
         settings: dict[str, object] = {
             "issuer": _ISSUER,
             "audience": _AUDIENCE,
             "subject": "demo-user",
+            "clock": clock,
         }
         settings.update(overrides)
         return mint_token(signing_key, **settings)  # type: ignore[arg-type]
@@ -135,7 +140,7 @@ def run_access_acts(
             _row(
                 "expired token",
                 "UNAUTHENTICATED",
-                _call(target, ca, peers.client, token(now=time.time() - 3600)),
+                _call(target, ca, peers.client, token(now=clock.timestamp() - 3600)),
             ),
             _row(
                 "token for another audience",

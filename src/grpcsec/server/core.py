@@ -23,7 +23,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from grpcsec.authn.jwt import RequireBearerToken
+from grpcsec.authn.requirement import RequireBearerToken
 from grpcsec.authz import Authorizer, Decision
 from grpcsec.authz.check import AuthorizeCheck
 from grpcsec.authz.model import Policy

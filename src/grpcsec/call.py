@@ -1,17 +1,19 @@
-"""What a check sees: one call's method, metadata and peer, and the protocol checks implement.
+"""One description of a call: method, metadata, peer and verified claims, and the check protocol.
 
-No grpc import: :mod:`grpcsec.interceptors` builds a :class:`CallInfo` inside the wrapped
-handler (on a worker thread or the event loop, never on grpcio's dispatch thread) and runs the
-checks in order. A check either returns nothing (the call may go on), returns a new
-:class:`CallInfo` carrying what it learned (the bearer token's claims), or raises:
+No grpc import, and no import of :mod:`grpcsec.authn` or :mod:`grpcsec.authz`: both use this
+module, so neither needs the other. :mod:`grpcsec.interceptors` builds a :class:`CallInfo`
+inside the wrapped handler (on a worker thread or the event loop, never on grpcio's dispatch
+thread) and runs the checks in order. A check either returns nothing (the call may go on),
+returns a new :class:`CallInfo` carrying what it learned (the bearer token's claims), or raises:
 
 * :class:`~grpcsec.errors.AuthenticationError` → ``UNAUTHENTICATED``;
 * :class:`~grpcsec.errors.AuthorizationError` → ``PERMISSION_DENIED``;
 * anything else → ``INTERNAL``.
 
 The peer only ever sees a generic message; the exception's message and ``reason`` go to the
-server log and the counters. Authorization (A43 policies) plugs in as one more check after the
-authentication checks, and sees their results in ``call.claims``.
+server log and the counters. Authorization (A43 policies, :mod:`grpcsec.authz`) evaluates the
+same :class:`CallInfo` (``grpcsec.authz.Request`` is another name for it), as one more check
+after the authentication checks, and sees their results in ``call.claims``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from grpcsec.errors import AuthenticationError, AuthorizationError
+from grpcsec.errors import AuthorizationError
 from grpcsec.identity import Peer
 
-__all__ = ["AsyncCheck", "CallInfo", "Check", "Metadata", "denied", "reason_of"]
+__all__ = ["AsyncCheck", "CallInfo", "Check", "Metadata", "denied"]
 
 Metadata = Sequence[tuple[str, "str | bytes"]]
 """Invocation metadata as grpcio hands it over: ``(key, value)`` pairs in arrival order, keys
@@ -30,13 +32,15 @@ lower case, values ``str`` (``bytes`` for ``-bin`` keys). Repeated keys stay rep
 
 
 class CallInfo:
-    """One RPC as the checks see it (immutable by convention: checks return a new one).
+    """One RPC as the checks and the policy see it (immutable by convention: checks return a
+    new one).
 
     ``method`` is grpcio's full path (``/pkg.Service/Method``); ``metadata`` is exactly what
-    arrived; ``peer`` is the transport identity (:func:`grpcsec.identity.peer`), built on first
-    use so that checks which never look at it (bearer tokens) do not pay for it; ``claims`` are
-    the verified bearer token's claims once a token check has run (``None`` before, or when no
-    token was required). ``claims`` is read-only and shared by every call with the same token.
+    arrived (default: none); ``peer`` is the transport identity (:func:`grpcsec.identity.peer`),
+    built on first use so that checks which never look at it (bearer tokens) do not pay for it;
+    ``claims`` are the verified bearer token's claims once a token check has run (``None``
+    before, or when no token was required; never claims of a token that was not verified).
+    ``claims`` is read-only and shared by every call with the same token.
 
     Give either ``peer`` or ``peer_source`` (a function that builds it).
     """
@@ -47,7 +51,7 @@ class CallInfo:
         self,
         *,
         method: str,
-        metadata: Metadata,
+        metadata: Metadata = (),
         peer: Peer | None = None,
         peer_source: Callable[[], Peer] | None = None,
         claims: Mapping[str, Any] | None = None,
@@ -131,30 +135,7 @@ class AsyncCheck(Check, Protocol):
         ...
 
 
-class _DeniedError(AuthorizationError):
-    """An :class:`AuthorizationError` with a stable ``reason`` code (for counters and logs).
-
-    grpcsec.errors.AuthorizationError has no ``reason`` yet; once it has one, this subclass
-    goes away and :func:`denied` returns the plain error."""
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        self.reason = reason
-        super().__init__(message)
-
-
 def denied(message: str, *, reason: str) -> AuthorizationError:
-    """A ``PERMISSION_DENIED`` error with a stable ``reason`` (``certificate_not_allowed``...)."""
-    return _DeniedError(message, reason=reason)
-
-
-def reason_of(error: BaseException) -> str:
-    """The stable reason code of a check failure: the error's ``reason``, else ``denied`` for an
-    authorization error, ``invalid`` for an authentication error, else ``internal_error``."""
-    reason = getattr(error, "reason", None)
-    if isinstance(reason, str) and reason:
-        return reason
-    if isinstance(error, AuthorizationError):
-        return "denied"
-    if isinstance(error, AuthenticationError):
-        return "invalid"
-    return "internal_error"
+    """A ``PERMISSION_DENIED`` error with a stable ``reason`` (``certificate_not_allowed``...,
+    one of :class:`grpcsec.denial.DenialReason`)."""
+    return AuthorizationError(message, reason=reason)

@@ -1,4 +1,4 @@
-"""JWTVerifier and the bearer-token check as pure functions, with ``now`` as a parameter.
+"""JWTVerifier as a pure function, with ``now`` as a parameter.
 
 Time limits are tested one second either side of the boundary (with and without leeway); the
 algorithm allow-list against ``none``, HS256 key confusion and key-type mismatch; the cache for
@@ -7,23 +7,20 @@ speed, expiry and key removal; and every message for the absence of the token it
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 import pytest
 
 from grpcsec.authn import (
-    CallInfo,
     JWTVerifier,
-    RequireBearerToken,
     StaticKeys,
-    TokenRequirement,
     VerificationKey,
-    bearer_token,
 )
-from grpcsec.authn.jwt import REASONS, claims_to_json, token_id
-from grpcsec.errors import AuthenticationError, AuthorizationError, ConfigurationError
-from grpcsec.identity import Peer, TransportSecurity
+from grpcsec.authn.verified import REASONS, claims_to_json, token_id
+from grpcsec.clock import ManualClock
+from grpcsec.errors import AuthenticationError, ConfigurationError
 from tests.authn.conftest import (
     AUDIENCE,
     EC_KID,
@@ -263,66 +260,6 @@ def test_cache_is_bounded(keys: Keys, mint: Minter) -> None:
     assert verifier.cache_info()["size"] == 3
 
 
-# -- the bearer header and the check ---------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("metadata", "expected"),
-    [
-        ([], "missing_token"),
-        ([("authorization", "Bearer a"), ("authorization", "Bearer b")], "duplicate_authorization"),
-        ([("authorization", "Basic abc")], "not_bearer"),
-        ([("authorization", "Bearer")], "malformed_token"),
-        ([("authorization", "Bearer a b")], "malformed_token"),
-        ([("authorization", "Bearer " + "x" * 9000)], "token_too_large"),
-    ],
-)
-def test_bearer_header_problems(metadata: list[tuple[str, str]], expected: str) -> None:
-    with pytest.raises(AuthenticationError) as caught:
-        bearer_token(metadata)
-    assert caught.value.reason == expected
-
-
-def test_bearer_scheme_is_case_insensitive() -> None:
-    assert bearer_token([("x", "y"), ("authorization", "bearer abc.def.ghi")]) == "abc.def.ghi"
-
-
-def call(method: str, token: str | None) -> CallInfo:
-    metadata = [("authorization", f"Bearer {token}")] if token else []
-    return CallInfo(
-        method=method, metadata=metadata, peer=Peer(address="", transport=TransportSecurity.TLS)
-    )
-
-
-def test_scopes_and_claims_per_method(keys: Keys, mint: Minter) -> None:
-    check = RequireBearerToken(
-        make_verifier(keys),
-        scopes=["base"],
-        methods={
-            "/pkg.Admin/*": TokenRequirement(scopes=["admin"]),
-            "/pkg.Admin/Audit": TokenRequirement(scopes=["audit"], claims=["tenant"]),
-        },
-        exempt=["/grpc.health.v1.Health/*"],
-    )
-    base = mint(scopes=["base"])
-    admin = mint(scopes=["admin"])
-    audit = mint(scopes=["audit"], claims={"tenant": "acme"})
-    result = check.check(call("/pkg.Svc/Get", base))
-    assert result is not None
-    assert result.claims is not None
-    assert result.claims["sub"] == "alice"
-    check.check(call("/pkg.Admin/Reset", admin))
-    check.check(call("/pkg.Admin/Audit", audit))
-    assert check.check(call("/grpc.health.v1.Health/Check", None)) is None
-    for method, token, missing in [
-        ("/pkg.Svc/Get", admin, "insufficient_scope"),
-        ("/pkg.Admin/Reset", base, "insufficient_scope"),
-        ("/pkg.Admin/Audit", mint(scopes=["audit"]), "missing_claim"),
-    ]:
-        with pytest.raises(AuthorizationError) as caught:
-            check.check(call(method, token))
-        assert getattr(caught.value, "reason", None) == missing
-        assert token not in str(caught.value)
-
-
 def test_explain_reports_reason_and_unverified_claims(keys: Keys, mint: Minter) -> None:
     verifier = make_verifier(keys)
     report = verifier.explain(mint(now=NOW), now=NOW + 400)
@@ -346,3 +283,24 @@ def test_reprs_and_token_ids_never_show_the_token(keys: Keys, mint: Minter) -> N
     assert token not in repr(verified)
     assert token not in str(verified.to_json())
     assert token_id(token) == verified.token_id
+
+
+# -- the clock -------------------------------------------------------------------------------------
+def test_a_manual_clock_moves_a_cached_token_past_expiry(keys: Keys, mint: Minter) -> None:
+    """Without ``now=``, the verifier reads its clock: a ManualClock takes a cached token to one
+    second before and then to its expiry with no sleep. The control: a verifier on the
+    machine's clock refuses the same token, dated by the ManualClock (2030), as not yet issued."""
+    clock = ManualClock()
+    verifier = make_verifier(keys, leeway=0, clock=clock)
+    token = mint(ttl=dt.timedelta(seconds=300), clock=clock)
+    assert verifier.verify(token).subject == "alice"
+    clock.advance(299)
+    assert verifier.verify(token).subject == "alice"
+    assert verifier.cache_info()["hits"] == 1
+    clock.advance(1)
+    with pytest.raises(AuthenticationError) as caught:
+        verifier.verify(token)
+    assert caught.value.reason == "expired"
+    with pytest.raises(AuthenticationError) as caught:
+        make_verifier(keys, leeway=0).verify(token)
+    assert caught.value.reason == "issued_in_future"
