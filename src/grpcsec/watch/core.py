@@ -41,7 +41,7 @@ from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError, GrpcsecError
 from grpcsec.watch.status import Digested, Refusal, ReloadOutcome, Source, WatchStatus
 
-__all__ = ["Watch"]
+__all__ = ["Watch", "one_line"]
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Digested)
@@ -53,7 +53,8 @@ def _default_reason(error: BaseException, stage: str) -> str:
     return "invalid" if stage == "load" and isinstance(error, GrpcsecError) else "error"
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """An error as one line: a grpcsec error's own text, otherwise its type and text."""
     return str(error) if isinstance(error, GrpcsecError) else f"{type(error).__name__}: {error}"
 
 
@@ -69,7 +70,8 @@ class Watch(Generic[R, T]):
     ``after_poll`` runs in the polling thread after each poll (housekeeping).
 
     Construction performs the first load (with the same retries) and raises the error of the
-    last attempt when it fails: nothing should start without a valid value.
+    last attempt when it fails, or what ``initial_error`` makes of it (an owner's own error
+    type): nothing should start without a valid value.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Watch(Generic[R, T]):
         full_check_every: int = 10,
         clock: Clock = SYSTEM_CLOCK,
         after_poll: Callable[[], None] | None = None,
+        initial_error: Callable[[BaseException], BaseException] | None = None,
     ) -> None:
         if not interval > 0:
             raise ConfigurationError(f"the poll interval must be positive, not {interval}")
@@ -133,7 +136,11 @@ class Watch(Generic[R, T]):
             self._check(force=True, initial=True)
         if self._current is None:
             failure = self.last_failure
-            raise failure.cause if failure is not None else ConfigurationError(f"no {what}")
+            cause = failure.cause if failure is not None else ConfigurationError(f"no {what}")
+            error = initial_error(cause) if initial_error is not None else cause
+            if error is cause:
+                raise cause
+            raise error from cause
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -279,7 +286,7 @@ class Watch(Generic[R, T]):
         self, error: BaseException, stage: str, digest: str | None, *, explicit: bool, initial: bool
     ) -> None:
         reason = self._classify(error) if self._classify else _default_reason(error, stage)
-        cause = _one_line(error)
+        cause = one_line(error)
         message = (
             cause
             if initial
