@@ -20,7 +20,7 @@ import pytest
 
 from grpcsec.clock import ManualClock
 from grpcsec.errors import ConfigurationError, MaterialError
-from grpcsec.fileio import FileContents, FileKind, FileSet
+from grpcsec.fileio import FileContents, FileKind, FileSet, WatchedFile
 from grpcsec.watch import ReloadOutcome, Watch
 from tests.hostile import Hostile, bounded, put, replaced_by
 from tests.rotation.conftest import wait_until
@@ -358,3 +358,31 @@ def test_the_watch_module_loads_no_grpc() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_watched_file_is_the_same_watch_polled_on_use(path: Path) -> None:
+    """fileio.WatchedFile (JWKS and token files) keeps its API on the core: value, check(),
+    reloads, failures, last_error, and the core's status with the clock's times."""
+    clock = ManualClock(START)
+    watched: WatchedFile[int] = WatchedFile(
+        path,
+        kind=FileKind.JWKS,
+        parse=lambda data: parse(FileContents((path,), (data,)), START, None),
+        what="counter file",
+        log=LOG,
+        clock=clock,
+    )
+    assert (watched.value, watched.check()) == (1, False)
+    clock.advance(5)
+    put(path, b"[]")
+    assert watched.check() is False
+    assert (watched.value, watched.failures, watched.reloads) == (1, 1, 0)
+    assert watched.last_error == "not a counter document"
+    clock.advance(5)
+    put(path, doc(8))
+    assert watched.check() is True
+    assert (watched.value, watched.reloads, watched.last_error) == (8, 1, None)
+    status = watched.status()
+    assert status.last_failure_time == START + dt.timedelta(seconds=5)
+    assert status.last_success_time == START + dt.timedelta(seconds=10)
+    assert status.paths == (str(path),)
