@@ -18,10 +18,11 @@ Workload API) is one small class with two methods.
 
 None of these makes the *pair* consistent by itself: a read between two renames sees a new
 certificate with the old key. The watcher checks that the key matches and retries; a source
-never decides that. Files are read with :func:`grpcsec.fileio.read_file`: a path that turns into a
-FIFO, a device or a symlink loop is refused without blocking (the watcher keeps the last good
-material and retries at the next poll), and each file is capped by its kind. Not handled here:
-encrypted keys (use a decrypted key file; passwords do not belong in a watched layout).
+never decides that. Files are read as a :class:`grpcsec.fileio.FileSet` (through
+:func:`grpcsec.fileio.read_file`): a path that turns into a FIFO, a device or a symlink loop
+is refused without blocking (the watcher keeps the last good material and retries at the next
+poll), and each file is capped by its kind. Not handled here: encrypted keys (use a decrypted
+key file; passwords do not belong in a watched layout).
 """
 
 from __future__ import annotations

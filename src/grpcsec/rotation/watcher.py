@@ -1,22 +1,22 @@
 """The watcher: polls a source, checks new material off the handshake path, swaps in only what
 passed, and keeps the last good material (and says why) when something did not.
 
-One :class:`Watcher` serves a rotating server or a reloading channel. It is the one watcher
-core, :class:`grpcsec.watch.Watch`, given the rotation checks' failure kinds, plus the
-rotation vocabulary (:class:`ReloadFailure` with a :class:`~grpcsec.rotation.checks.FailureKind`
-and a :class:`~grpcsec.errors.RotationError`, :class:`RotationStatus` with the certificate in
-service). Each poll (``interval``
-seconds, default 1) asks the source for its cheap ``version()`` token (stat for files) and
-reads nothing when the token is unchanged; every ``full_check_every`` polls it reads and hashes
-the content anyway, in case a rewrite kept the same size and timestamp. New content is checked
-by the owner's ``load`` function; a failure is read and checked again, up to ``attempts``
-reads in all, after ``retry_delay``, then twice and three times that (0.6 s in all by default),
-because a reader can land between the two renames of a certificate and its key (a torn update;
-a writer that fsyncs each file can take that long). Only then is the material refused: the last
-good material stays in service, one log line says why, and ``last_error``, ``last_failure``
-and ``reload_failures`` show it. The same refused bytes are not logged again, and are
-re-checked at every poll only when time can fix them (not yet valid, a CA still in use).
-Times come from the ``clock`` (:class:`grpcsec.clock.Clock`).
+One :class:`Watcher` serves a rotating server or a reloading channel. It is grpcsec's one
+watcher core, :class:`grpcsec.watch.Watch` (stat token, digest, retries, refusals reported
+once, polling thread, :class:`grpcsec.clock.Clock` for every time), given the rotation checks
+and their failure kinds, and speaking the rotation vocabulary: :class:`ReloadFailure` (a
+:class:`~grpcsec.rotation.checks.FailureKind` and a :class:`~grpcsec.errors.RotationError`)
+and :class:`RotationStatus` (the certificate in service).
+
+Each poll (``interval`` seconds, default 1) reads nothing while the source's ``version()``
+token is unchanged, except every ``full_check_every`` polls. New content that fails is read
+and checked again, up to ``attempts`` reads, after ``retry_delay``, then twice and three times
+that (0.6 s in all by default), because a reader can land between the two renames of a
+certificate and its key (a torn update; a writer that fsyncs each file can take that long).
+Only then is the material refused: the last good material stays in service, one log line says
+why, and ``last_error``, ``last_failure`` and ``reload_failures`` show it. The same refused
+bytes are not logged again, and are re-checked at every poll only when time can fix them (not
+yet valid, a CA still in use).
 
 :meth:`Watcher.reload` checks at once, whatever the token says, and never raises; it is safe in a
 signal handler, including one that interrupts a reload in the same thread (it then asks the
