@@ -26,7 +26,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class ServerLog:
     """Reads the server's stderr on a thread; counts what the soak checks, keeps a few lines."""
 
-    LOADED = "authorization policy '"
+    # grpcsec.watch's line: "authorization policy reloaded from PATH: policy 'NAME'"
+    LOADED = "authorization policy reloaded from "
+    NAME = ": policy '"
 
     def __init__(self, stream: TextIO) -> None:
         self.lines = 0
@@ -51,8 +53,8 @@ class ServerLog:
                     self.levels[level] += 1
                     if len(self.samples) < 20:
                         self.samples.append(line.strip()[:300])
-            if self.LOADED in line and "' loaded from " in line:
-                name = line.split(self.LOADED, 1)[1].split("'", 1)[0]
+            if self.LOADED in line and self.NAME in line:
+                name = line.rsplit(self.NAME, 1)[1].split("'", 1)[0]
                 self.policy_loads.append((time.time(), name))
             elif "metrics on http://" in line:
                 self.metrics_url = line.rsplit("metrics on ", 1)[1].strip()

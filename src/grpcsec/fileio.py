@@ -27,9 +27,10 @@ bearer token file             64 KiB    tokens are a few KiB; gRPC metadata is s
 
 :func:`file_version` is the cheap token watchers poll: it never raises and never opens the file,
 so a watched path that turns into a FIFO, a device or a symlink loop changes the token, and the
-next :func:`read_file` says what is wrong. :class:`WatchedFile` is the small watcher the JWKS
-and token files use (certificate rotation and policy files have their own watchers, reading
-through the same :func:`read_file`). Not checked here: file permissions and ownership (see
+next :func:`read_file` says what is wrong. :class:`FileSet` is the files one value is built
+from, the source :class:`grpcsec.watch.Watch` (the one watcher behind rotation, policy, JWKS
+and token files) polls; :class:`WatchedFile` is that watcher for one file, polled on use.
+Not checked here: file permissions and ownership (see
 ``grpcsec doctor``), and what the bytes contain (each caller parses them).
 """
 
@@ -37,16 +38,30 @@ from __future__ import annotations
 
 import enum
 import errno
+import hashlib
 import logging
 import os
 import stat
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from grpcsec.errors import MaterialError
+from grpcsec.clock import SYSTEM_CLOCK, Clock
+from grpcsec.errors import ConfigurationError, GrpcsecError, MaterialError
 
-__all__ = ["FileKind", "WatchedFile", "WatchedFileCounters", "file_version", "read_file"]
+if TYPE_CHECKING:
+    from grpcsec.watch import Watch, WatchStatus
+
+__all__ = [
+    "FileContents",
+    "FileKind",
+    "FileSet",
+    "WatchedFile",
+    "WatchedFileCounters",
+    "file_version",
+    "read_file",
+]
 
 T = TypeVar("T")
 
@@ -170,15 +185,96 @@ def file_version(path: str | os.PathLike[str]) -> Hashable:
     return (real, st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-class WatchedFile(Generic[T]):
-    """A value parsed from a file, re-read and re-parsed when :func:`file_version` changes.
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FileContents:
+    """The bytes of a :class:`FileSet`'s files as one read saw them, in the set's order.
 
-    The first read happens at construction and raises. Later, :meth:`check` never raises: a new
-    version that cannot be read (missing, a FIFO, a device, a symlink loop, too large) or parsed
-    (``parse`` raises :class:`MaterialError`) leaves :attr:`value` as it was, logs one warning
-    per distinct problem on ``log`` and counts it in :attr:`failures`; the file is read again at
-    the next check, so the next good version is picked up then. Not thread-safe: callers hold
-    their own lock. ``what`` names the file in log lines (never its content).
+    ``digest`` is a SHA-256 over every part (length-prefixed), so a watcher tells new content
+    from content it already loaded or refused without keeping the bytes; ``repr`` shows the
+    paths and the digest, never the content (a key file may be among them).
+    """
+
+    paths: tuple[Path, ...]
+    parts: tuple[bytes, ...]
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        hasher = hashlib.sha256()
+        for part in self.parts:
+            hasher.update(len(part).to_bytes(8, "big") + part)
+        object.__setattr__(self, "digest", hasher.hexdigest())
+
+    @property
+    def data(self) -> bytes:
+        """The first file's bytes (the whole content of a one-file set)."""
+        return self.parts[0]
+
+    def __repr__(self) -> str:
+        names = ", ".join(str(p) for p in self.paths)
+        return f"FileContents([{names}], digest={self.digest[:12]})"
+
+
+def _read_named(path: Path, real: Path, kind: FileKind) -> bytes:
+    """Read ``real`` (the resolved ``path``); an error names ``path`` as configured."""
+    try:
+        return read_file(real, kind=kind)
+    except MaterialError as exc:
+        raise MaterialError(exc.message, path=path) from exc
+
+
+class FileSet:
+    """The files one value is built from (a certificate and its key; a policy; a JWKS), as a
+    source for :class:`grpcsec.watch.Watch`.
+
+    :meth:`version` is the tuple of every file's :func:`file_version` (stat only, never
+    raises). :meth:`read` resolves every path first and then reads the real files with
+    :func:`read_file`, so a Kubernetes ``..data`` symlink swap is seen as one generation, and
+    an error names the configured path rather than the timestamped directory behind it. Not
+    checked: that the files belong together (the caller's load function decides).
+    """
+
+    __slots__ = ("files",)
+
+    def __init__(self, files: Iterable[tuple[str | os.PathLike[str], FileKind]]) -> None:
+        self.files = tuple((Path(path), kind) for path, kind in files)
+        if not self.files:
+            raise ConfigurationError("a file set needs at least one file")
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The configured paths, in order."""
+        return tuple(path for path, _ in self.files)
+
+    @property
+    def description(self) -> str:
+        """The paths, comma-separated (for log lines and status)."""
+        return ", ".join(str(p) for p in self.paths)
+
+    def version(self) -> Hashable:
+        """A token that changes when any file may have changed."""
+        return tuple(file_version(path) for path, _ in self.files)
+
+    def read(self) -> FileContents:
+        """Every file's bytes; :class:`MaterialError` naming the configured path otherwise."""
+        resolved = [(path, Path(os.path.realpath(path)), kind) for path, kind in self.files]
+        parts = [_read_named(path, real, kind) for path, real, kind in resolved]
+        return FileContents(self.paths, tuple(parts))
+
+    def __repr__(self) -> str:
+        return f"FileSet({self.description!r})"
+
+
+class WatchedFile(Generic[T]):
+    """A value parsed from one file, re-read and re-parsed when the file changes: the
+    :class:`grpcsec.watch.Watch` core, polled on use (no thread) by the JWKS and token files.
+
+    The first read happens at construction and raises (:class:`MaterialError`, or what
+    ``parse`` raises). Later, :meth:`check` never raises: a new version that cannot be read
+    (missing, a FIFO, a device, a symlink loop, too large) or parsed leaves :attr:`value` as it
+    was, logs one warning per distinct problem on ``log`` and counts it in :attr:`failures`;
+    the next good version is picked up at a later check. Safe to call from several threads
+    (the core serialises checks). ``what`` names the file in log lines (never its content);
+    ``clock`` stamps the status times.
     """
 
     def __init__(
@@ -189,40 +285,55 @@ class WatchedFile(Generic[T]):
         parse: Callable[[bytes], T],
         what: str,
         log: logging.Logger,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        from grpcsec.watch import Watch  # noqa: PLC0415 (grpcsec.watch imports this module)
+
         self.path = Path(path)
         self.kind = kind
-        self._parse = parse
-        self._what = what
-        self._log = log
-        self._version = file_version(self.path)
-        self.value: T = parse(read_file(self.path, kind=kind))
-        #: Successful re-reads after the first.
-        self.reloads = 0
-        #: Refused versions (each distinct problem once).
-        self.failures = 0
-        #: Why the file's current version is not in use, ``None`` when it is.
-        self.last_error: str | None = None
+        self._watch: Watch[FileContents, T] = Watch(
+            FileSet([(self.path, kind)]),
+            load=lambda contents, _now, _current: parse(contents.data),
+            what=what,
+            describe=lambda _value: "the last good one",
+            log=log,
+            clock=clock,
+            attempts=1,
+        )
+
+    @property
+    def value(self) -> T:
+        """The last good value."""
+        return self._watch.current
 
     def check(self) -> bool:
-        """Re-read when the file changed; whether a new value was taken."""
-        version = file_version(self.path)
-        if version == self._version:
-            self.last_error = None  # back to the version in use
-            return False
-        try:
-            value = self._parse(read_file(self.path, kind=self.kind))
-        except MaterialError as exc:
-            if exc.message != self.last_error:
-                self.failures += 1
-                self._log.warning("%s not reloaded, keeping the last good one: %s", self._what, exc)
-            self.last_error = exc.message
-            return False
-        self._version = version
-        self.value = value
-        self.last_error = None
-        self.reloads += 1
-        return True
+        """Re-read when the file changed; whether a new value was taken. Never raises."""
+        before = self._watch.reload_successes
+        self._watch.poll()
+        return self._watch.reload_successes > before
+
+    @property
+    def reloads(self) -> int:
+        """Successful re-reads after the first."""
+        return self._watch.reload_successes
+
+    @property
+    def failures(self) -> int:
+        """Refused versions (each distinct problem once)."""
+        return self._watch.reload_failures
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the file's current version is not in use, ``None`` when it is."""
+        failure = self._watch.last_failure
+        if failure is None:
+            return None
+        cause = failure.cause
+        return cause.message if isinstance(cause, GrpcsecError) else failure.message
+
+    def status(self) -> WatchStatus:
+        """The core's status value (paths, counts, times, last error)."""
+        return self._watch.status()
 
 
 class WatchedFileCounters:

@@ -25,7 +25,9 @@ from grpcsec.authz import (
     StaticPolicyProvider,
     parse_policy,
 )
+from grpcsec.clock import ManualClock
 from grpcsec.errors import ConfigurationError, PolicyError
+from grpcsec.watch import ReloadOutcome
 from tests.authz.conftest import METHOD, STREAMING, Capture, outcome, request
 from tests.authz.test_conformance import GO_POLICIES
 from tests.hostile import Hostile, replaced_by
@@ -282,6 +284,34 @@ def test_audit_follows_the_policy_in_force(policy_file: Path) -> None:
     assert authorizer.evaluate(request(METHOD)).allowed
     assert [e.matched_rule for e in capture.events][-1] == "allow_UnaryCall"
     assert len(capture.events) == 3
+
+
+def test_status_times_come_from_the_clock_and_failures_are_split_by_reason(
+    policy_file: Path,
+) -> None:
+    start = dt.datetime(2032, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    clock = ManualClock(start)
+    provider = watcher(policy_file, clock=clock)
+    clock.advance(30)
+    write(policy_file, INVALID)
+    assert provider.reload() is ReloadResult.FAILED
+    clock.advance(30)
+    policy_file.unlink()
+    assert provider.reload() is ReloadResult.FAILED
+    status = provider.status
+    assert status.last_success_time == start
+    assert status.last_failure_time == start + dt.timedelta(seconds=60)
+    assert status.last_result is ReloadOutcome.REFUSED
+    body = status.to_json()
+    assert body["failures_by_reason"] == {"invalid": 1, "unreadable": 1}
+    assert body["last_success_time"] == "2032-01-02T03:04:05Z"
+    assert body["last_failure_time"] == "2032-01-02T03:05:05Z"
+    clock.advance(5)
+    write(policy_file, POLICY_B)
+    assert provider.reload() is ReloadResult.UPDATED
+    body = provider.status.to_json()
+    assert (body["last_result"], body["last_error"], body["loads"]) == ("loaded", None, 2)
+    assert body["last_success_time"] == "2032-01-02T03:05:10Z"
 
 
 # -- the polling thread ----------------------------------------------------------------------------

@@ -71,7 +71,7 @@ class Rig:
         message = str(error)
         for needle in needles:
             assert needle in message, message
-        assert f"still serving serial {serial_of(self.served)}" in message
+        assert f"keeping serial {serial_of(self.served)}" in message
         assert self.tls.serial == serial_of(self.served)
         assert self.prober.serial(self.server.port) == serial_of(self.served)
         assert self.warnings() == [message]

@@ -219,7 +219,7 @@ def test_reload_from_a_sighup_handler_swaps_and_never_deadlocks(
             # Re-entrant: the handler runs while this thread holds the reload lock.
             leaf2 = server_leaf(rot_pki.ca)
             certs.write(leaf2)
-            with tls._watcher._locked():
+            with tls._watcher._watch._locked():
                 signal.raise_signal(signal.SIGHUP)
             assert outcomes[-1] is ReloadOutcome.BUSY
             prober.wait_for(server.port, serial_of(leaf2))  # done by the watcher thread

@@ -2,15 +2,16 @@
 
 * :class:`StaticPolicyProvider`: a policy given as JSON text, a mapping or a parsed
   :class:`~grpcsec.authz.model.Policy`; an invalid one fails construction.
-* :class:`FileWatcherPolicyProvider`: a file re-read every ``interval`` seconds by a daemon
-  thread (or on :meth:`~FileWatcherPolicyProvider.reload`). The first load is synchronous and
-  must succeed. Later, the raw bytes are compared with the last bytes seen: unchanged, nothing
-  happens; changed, they are recorded as seen *before* validation, then a valid policy is
-  compiled and swapped in atomically (in-flight RPCs keep the engine they started with), and an
-  invalid one, like an unreadable file, keeps the last good policy, logs one warning and shows
-  in :attr:`~FileWatcherPolicyProvider.last_error` and the counters. Because bad bytes count as
-  seen, a broken file is reported once, not on every tick; any new content is picked up on the
-  next tick. An unreadable file is reported once per distinct error.
+* :class:`FileWatcherPolicyProvider`: a file watched by grpcsec's one watcher
+  (:class:`grpcsec.watch.Watch`), polled every ``interval`` seconds by its daemon thread (or
+  on :meth:`~FileWatcherPolicyProvider.reload`). The first load is synchronous and must
+  succeed. Each tick stats the file and reads it only when it changed (and every tenth tick
+  anyway); content equal to the policy in force does nothing; a valid new policy is compiled
+  and swapped in atomically (in-flight RPCs keep the engine they started with); an invalid
+  one, like an unreadable file, keeps the last good policy, logs one warning and shows in
+  :attr:`~FileWatcherPolicyProvider.last_error` and the counters. Refused content is
+  remembered by digest, so a broken file is reported once, not on every tick, even after a
+  read error in between; any new content is picked up on the next tick.
 
 Both expose :attr:`engine` (the compiled policy in force); :class:`~grpcsec.authz.Authorizer`
 reads it on every RPC.
@@ -20,9 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,8 +30,12 @@ from grpcsec.authz.audit import AuditLoggerRegistry
 from grpcsec.authz.engine import Engine
 from grpcsec.authz.model import Policy
 from grpcsec.authz.parse import parse_policy, read_policy_file
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError, GrpcsecError, PolicyError
+from grpcsec.fileio import FileContents, FileKind, FileSet
 from grpcsec.text import get_logger
+from grpcsec.watch import ReloadOutcome, Watch
+from grpcsec.watch.core import one_line
 
 __all__ = [
     "FileWatcherPolicyProvider",
@@ -98,6 +102,10 @@ class StaticPolicyProvider:
         return f"StaticPolicyProvider({self._engine.name!r})"
 
 
+def _moment(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
 class ReloadResult(enum.Enum):
     """What one check of the file did."""
 
@@ -111,7 +119,9 @@ class ProviderStatus:
     """A snapshot for health endpoints and metrics.
 
     ``loads`` counts successful loads (the first included), ``failures`` rejected contents and
-    read errors (each distinct one once), ``checks`` every look at the file.
+    read errors (each distinct one once; ``failures_by_reason`` splits them into ``invalid``
+    and ``unreadable``), ``checks`` every look at the file; ``last_result`` is what the latest
+    check did (``loaded``, ``unchanged``, ``refused``); the times come from the provider's clock.
     """
 
     path: str
@@ -121,6 +131,10 @@ class ProviderStatus:
     checks: int
     last_error: str | None
     running: bool
+    last_result: ReloadOutcome = ReloadOutcome.LOADED
+    last_success_time: dt.datetime | None = None
+    last_failure_time: dt.datetime | None = None
+    failures_by_reason: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -132,7 +146,28 @@ class ProviderStatus:
             "checks": self.checks,
             "last_error": self.last_error,
             "running": self.running,
+            "last_result": self.last_result.value,
+            "last_success_time": _moment(self.last_success_time),
+            "last_failure_time": _moment(self.last_failure_time),
+            "failures_by_reason": dict(sorted(self.failures_by_reason.items())),
         }
+
+
+class _PolicyFile(FileSet):
+    """The policy file as a watch source: read as :func:`read_policy_file` reads it, so an
+    unreadable file is a :class:`PolicyError` ("cannot read the policy: ...")."""
+
+    __slots__ = ()
+
+    def read(self) -> FileContents:
+        path = self.paths[0]
+        return FileContents((path,), (read_policy_file(path),))
+
+
+def _as_policy_error(error: BaseException, path: Path) -> PolicyError:
+    """A refusal's error as the :class:`PolicyError` callers expect (a registry error raised
+    by an audit logger factory, or a bug, becomes one naming the file)."""
+    return error if isinstance(error, PolicyError) else PolicyError(one_line(error), path=path)
 
 
 class FileWatcherPolicyProvider:
@@ -142,7 +177,7 @@ class FileWatcherPolicyProvider:
     successful reload (not for unchanged contents), on the thread that loaded it; an exception
     from it is logged and ignored. ``start=False`` runs no thread: call :meth:`reload` yourself
     (tests, or a server with its own scheduler). Use as a context manager, or call
-    :meth:`close`, to stop the thread.
+    :meth:`close`, to stop the thread. ``clock`` stamps the status times.
     """
 
     def __init__(
@@ -154,6 +189,7 @@ class FileWatcherPolicyProvider:
         registry: AuditLoggerRegistry | None = None,
         extensions: bool = True,
         start: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not str(path):
             raise ConfigurationError("the authorization policy file path is empty")
@@ -167,136 +203,103 @@ class FileWatcherPolicyProvider:
         self._on_update = on_update
         self._registry = registry
         self._extensions = extensions
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._loads = 0
-        self._failures = 0
-        self._checks = 0
-        self._read_error: str | None = None
-        self._seen_error: PolicyError | None = None
-        self._last_error: PolicyError | None = None
-        data = read_policy_file(self.path)
-        self._seen = data
-        self._engine = self._compile(data)
-        self._loads = 1
-        self._checks = 1
-        self._notify(self._engine.policy)
-        self._thread: threading.Thread | None = None
+        self._engine: Engine | None = None
+        # Two reads at most per change: an editor writing in place gets one retry after 0.1 s.
+        self._watch: Watch[FileContents, Engine] = Watch(
+            _PolicyFile([(self.path, FileKind.POLICY)]),
+            load=self._compile,
+            apply=self._apply,
+            what="authorization policy",
+            describe=lambda engine: f"policy {engine.name!r}",
+            log=log,
+            interval=self.interval,
+            attempts=2,
+            clock=clock,
+            initial_error=lambda error: _as_policy_error(error, self.path),
+        )
         if start:
-            self._thread = threading.Thread(
-                target=self._run, name=f"grpcsec-authz-watch:{self.path.name}", daemon=True
-            )
-            self._thread.start()
+            self._watch.start()
 
     # -- loading -----------------------------------------------------------------------------------
-    def _compile(self, data: bytes) -> Engine:
-        policy = parse_policy(
-            data, registry=self._registry, extensions=self._extensions, path=self.path
-        )
+    def _compile(
+        self, contents: FileContents, _now: dt.datetime, _current: Engine | None
+    ) -> Engine:
+        try:
+            policy = parse_policy(
+                contents.data, registry=self._registry, extensions=self._extensions, path=self.path
+            )
+        except PolicyError:
+            raise
+        except GrpcsecError as exc:  # e.g. a registry error raised by a logger factory
+            raise PolicyError(str(exc), path=self.path) from exc
         return Engine(policy)
 
-    def _notify(self, policy: Policy) -> None:
+    def _apply(self, engine: Engine) -> None:
+        self._engine = engine  # one attribute: each RPC reads the old or the new engine
         if self._on_update is None:
             return
         try:
-            self._on_update(policy)
+            self._on_update(engine.policy)
         except Exception:  # a callback never breaks the watcher
             log.exception("authorization policy update callback failed for %s", self.path)
 
-    def _fail(self, error: PolicyError) -> ReloadResult:
-        self._failures += 1
-        self._last_error = error
-        log.warning(
-            "authorization policy %s not reloaded, keeping policy %r: %s",
-            self.path,
-            self._engine.name,
-            error.message,
-        )
-        return ReloadResult.FAILED
-
     def reload(self) -> ReloadResult:
         """Check the file once (what each tick does); safe to call from any thread."""
-        with self._lock:
-            self._checks += 1
-            try:
-                data = read_policy_file(self.path)
-            except PolicyError as exc:
-                if exc.message == self._read_error:
-                    return ReloadResult.UNCHANGED
-                self._read_error = exc.message
-                return self._fail(exc)
-            self._read_error = None
-            if data == self._seen:
-                self._last_error = self._seen_error
-                return ReloadResult.UNCHANGED
-            self._seen = data
-            try:
-                engine = self._compile(data)
-            except PolicyError as exc:
-                self._seen_error = exc
-                return self._fail(exc)
-            except GrpcsecError as exc:  # e.g. a registry error raised by a logger factory
-                self._seen_error = PolicyError(str(exc), path=self.path)
-                return self._fail(self._seen_error)
-            self._engine = engine
-            self._loads += 1
-            self._seen_error = None
-            self._last_error = None
-        log.info("authorization policy %r loaded from %s", engine.name, self.path)
-        self._notify(engine.policy)
-        return ReloadResult.UPDATED
-
-    def _tick(self) -> None:
-        try:
-            self.reload()
-        except Exception:  # the watcher must outlive any surprise
-            log.exception("authorization policy watcher error for %s", self.path)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._tick()
+        failures = self._watch.reload_failures
+        outcome = self._watch.poll()
+        if outcome is ReloadOutcome.LOADED:
+            return ReloadResult.UPDATED
+        if self._watch.reload_failures > failures:
+            return ReloadResult.FAILED
+        return ReloadResult.UNCHANGED
 
     # -- state -------------------------------------------------------------------------------------
     @property
     def engine(self) -> Engine:
         """The engine of the last good policy."""
-        return self._engine
+        engine = self._engine
+        if engine is None:  # pragma: no cover (the constructor loads or raises)
+            raise PolicyError("no policy has been loaded", path=self.path)
+        return engine
 
     @property
     def policy(self) -> Policy:
         """The last good policy."""
-        return self._engine.policy
+        return self.engine.policy
 
     @property
     def last_error(self) -> PolicyError | None:
         """Why the file's current contents are not in force (``None`` when they are)."""
-        return self._last_error
+        failure = self._watch.last_failure
+        return _as_policy_error(failure.cause, self.path) if failure is not None else None
 
     @property
     def running(self) -> bool:
         """Whether the polling thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._watch.running
 
     @property
     def status(self) -> ProviderStatus:
         """Counters and the last error, as one snapshot."""
-        with self._lock:
-            return ProviderStatus(
-                path=str(self.path),
-                policy_name=self._engine.name,
-                loads=self._loads,
-                failures=self._failures,
-                checks=self._checks,
-                last_error=str(self._last_error) if self._last_error else None,
-                running=self.running,
-            )
+        core = self._watch.status()
+        error = self.last_error
+        return ProviderStatus(
+            path=str(self.path),
+            policy_name=self.engine.name,
+            loads=core.reload_successes + 1,
+            failures=core.reload_failures,
+            checks=core.checks,
+            last_error=str(error) if error is not None else None,
+            running=core.watching,
+            last_result=core.last_result,
+            last_success_time=core.last_success_time,
+            last_failure_time=core.last_failure_time,
+            failures_by_reason=core.failures_by_reason,
+        )
 
     def close(self) -> None:
         """Stop the polling thread and wait for it (idempotent)."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_TIMEOUT)
+        self._watch.stop(_JOIN_TIMEOUT)
 
     def __enter__(self) -> FileWatcherPolicyProvider:
         return self

@@ -6,8 +6,8 @@ Modules, one concept each:
   atomic renames and ``..data`` symlink swaps; :class:`MemorySource`), one small protocol;
 * :mod:`~grpcsec.rotation.checks`: what new material must pass before it is served;
 * :mod:`~grpcsec.rotation.trust`: trust-bundle changes that would lock peers out;
-* :mod:`~grpcsec.rotation.watcher`: polling, torn-update retries, keeping the last good
-  material, status and counters;
+* :mod:`~grpcsec.rotation.watcher`: the one watcher (:mod:`grpcsec.watch`) with the rotation
+  checks: polling, torn-update retries, keeping the last good material, status and counters;
 * :mod:`~grpcsec.rotation.server`: :class:`ReloadingServerTLS`, the O(1) fetcher for
   ``grpc.dynamic_ssl_server_credentials``;
 * :mod:`~grpcsec.rotation.channel` / :mod:`~grpcsec.rotation.aio_channel`: channels that swap

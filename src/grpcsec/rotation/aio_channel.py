@@ -14,16 +14,15 @@ close it with ``await channel.close()``.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 import grpc
 
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError, RotationError
 from grpcsec.material import StrPath
-from grpcsec.pki import utcnow
 from grpcsec.rotation.channel import channel_checker
 from grpcsec.rotation.checks import ChannelMaterial
 from grpcsec.rotation.sources import CertificateSource, FileSource
@@ -63,7 +62,7 @@ class AioReloadingChannel(WatcherCounters, grpc.aio.Channel):  # type: ignore[mi
         attempts: int = 4,
         retry_delay: float = 0.1,
         full_check_every: int = 10,
-        clock: Callable[[], dt.datetime] = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         try:
             self._loop = asyncio.get_running_loop()

@@ -30,9 +30,9 @@ from typing import Any
 
 import grpc
 
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError
 from grpcsec.material import StrPath
-from grpcsec.pki import utcnow
 from grpcsec.rotation.checks import ChannelMaterial, check_channel_material
 from grpcsec.rotation.sources import CertificateSource, FileSource, RawMaterial
 from grpcsec.rotation.trust import check_trust_change
@@ -118,7 +118,7 @@ class ReloadingChannel(WatcherCounters, grpc.Channel):  # type: ignore[misc]  # 
         attempts: int = 4,
         retry_delay: float = 0.1,
         full_check_every: int = 10,
-        clock: Callable[[], dt.datetime] = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if drain_timeout is not None and drain_timeout < 0:
             raise ConfigurationError("drain_timeout must not be negative")

@@ -23,7 +23,6 @@ to make long-lived clients reconnect, and so re-handshake, within a bound (docs/
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -31,9 +30,9 @@ from typing import Any, NamedTuple
 import grpc
 from cryptography import x509
 
+from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import ConfigurationError, RotationError
 from grpcsec.material import StrPath
-from grpcsec.pki import utcnow
 from grpcsec.rotation.checks import ServerMaterial, check_server_material
 from grpcsec.rotation.sources import CertificateSource, FileSource, RawMaterial
 from grpcsec.rotation.trust import ClientIssuerLog, check_trust_change
@@ -69,7 +68,8 @@ class ReloadingServerTLS(WatcherCounters):
     in service is refused unless ``allow_client_ca_replacement``; a bundle must keep every CA in
     ``required_client_issuers``; and it must keep every CA that verified a client (as recorded
     by :meth:`observe_client`) within ``client_ca_grace`` seconds. ``clock`` is the time checks
-    run at; ``monotonic`` the clock of the client log.
+    run at (:class:`grpcsec.clock.Clock`); ``monotonic`` the clock of the client log (default:
+    the clock's monotonic reading).
 
     Plain attributes for metrics: :attr:`handshakes`, :attr:`reload_successes`,
     :attr:`reload_failures`, :attr:`last_success_time`, :attr:`last_error`, :attr:`serial`,
@@ -91,8 +91,8 @@ class ReloadingServerTLS(WatcherCounters):
         attempts: int = 4,
         retry_delay: float = 0.1,
         full_check_every: int = 10,
-        clock: Callable[[], dt.datetime] = utcnow,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         if client_ca_grace < 0:
             raise ConfigurationError("client_ca_grace must not be negative")
@@ -103,7 +103,7 @@ class ReloadingServerTLS(WatcherCounters):
         self._required = tuple(required_client_issuers)
         self._grace = client_ca_grace
         self._allow_replacement = allow_client_ca_replacement
-        self.client_log = ClientIssuerLog(clock=monotonic)
+        self.client_log = ClientIssuerLog(clock=monotonic or clock.monotonic)
         #: Fetcher calls: one per accepted TCP connection (approximate under concurrent ports).
         self.handshakes = 0
         self._generation = 0

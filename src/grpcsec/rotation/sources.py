@@ -18,24 +18,24 @@ Workload API) is one small class with two methods.
 
 None of these makes the *pair* consistent by itself: a read between two renames sees a new
 certificate with the old key. The watcher checks that the key matches and retries; a source
-never decides that. Files are read with :func:`grpcsec.fileio.read_file`: a path that turns into a
-FIFO, a device or a symlink loop is refused without blocking (the watcher keeps the last good
-material and retries at the next poll), and each file is capped by its kind. Not handled here:
-encrypted keys (use a decrypted key file; passwords do not belong in a watched layout).
+never decides that. Files are read as a :class:`grpcsec.fileio.FileSet` (through
+:func:`grpcsec.fileio.read_file`): a path that turns into a FIFO, a device or a symlink loop
+is refused without blocking (the watcher keeps the last good material and retries at the next
+poll), and each file is capped by its kind. Not handled here: encrypted keys (use a decrypted
+key file; passwords do not belong in a watched layout).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from grpcsec.errors import ConfigurationError, MaterialError
-from grpcsec.fileio import FileKind, file_version, read_file
+from grpcsec.errors import ConfigurationError
+from grpcsec.fileio import FileKind, FileSet
 from grpcsec.material import KeyPair, StrPath, TrustBundle
 from grpcsec.pki import IssuedCertificate, certificates_pem
 from grpcsec.pki.authority import CertificateAuthority
@@ -181,29 +181,34 @@ class FileSource:
         """The watched paths, comma-separated."""
         return ", ".join(str(p) for p in self.paths)
 
+    def _files(self) -> FileSet:
+        kinds = (
+            (self.cert, FileKind.CERTIFICATES),
+            (self.key, FileKind.KEY),
+            (self.trust, FileKind.CERTIFICATES),
+            (self.issuers, FileKind.CERTIFICATES),
+            (self.next_ca, FileKind.CERTIFICATES),
+        )
+        return FileSet((path, kind) for path, kind in kinds if path is not None)
+
     def version(self) -> Hashable:
         """Resolved path and stat of every file (no content is read)."""
-        return tuple(file_version(p) for p in self.paths)
+        return self._files().version()
 
     def read(self) -> RawMaterial:
-        """Resolve every path first, then read the real files (one ``..data`` generation)."""
-        resolved = {p: Path(os.path.realpath(p)) for p in self.paths}
+        """Resolve every path first, then read the real files (one ``..data`` generation):
+        :meth:`grpcsec.fileio.FileSet.read`."""
+        parts = iter(self._files().read().parts)
 
-        def load(path: Path | None, kind: FileKind = FileKind.CERTIFICATES) -> bytes | None:
-            if path is None:
-                return None
-            try:
-                return read_file(resolved[path], kind=kind)
-            except MaterialError as exc:
-                # Name the configured path, not the timestamped directory behind it.
-                raise MaterialError(exc.message, path=path) from exc
+        def part(path: Path | None) -> bytes | None:
+            return None if path is None else next(parts)
 
         return RawMaterial(
-            chain=load(self.cert),
-            key=load(self.key, FileKind.KEY),
-            trust=load(self.trust),
-            issuers=load(self.issuers),
-            next_ca=load(self.next_ca),
+            chain=part(self.cert),
+            key=part(self.key),
+            trust=part(self.trust),
+            issuers=part(self.issuers),
+            next_ca=part(self.next_ca),
             chain_name=str(self.cert),
             key_name=str(self.key),
             trust_name=str(self.trust),

@@ -65,7 +65,7 @@ def _tls_source(
             next_ca=tls.next_ca,
             interval=tls.reload_interval,
             allow_weak_keys=tls.allow_weak_keys,
-            clock=clock.now,
+            clock=clock,
         )
     if tls.reload:
         log.warning("the key is encrypted: certificate files are not watched for rotation")
