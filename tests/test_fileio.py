@@ -67,6 +67,7 @@ def test_each_kind_has_a_cap_and_a_name() -> None:
         "POLICY": 4 * 1024 * 1024,
         "JWKS": 1024 * 1024,
         "TOKEN": 64 * 1024,
+        "CONFIG": 1024 * 1024,
     }
     assert len({k.noun for k in FileKind}) == len(FileKind)
 
