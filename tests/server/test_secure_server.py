@@ -12,6 +12,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -190,6 +191,22 @@ def say_hello_code(target: str, credentials: Any) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+POLICY_DENIED_SERIES = 'grpcsec_calls_denied_total{code="permission_denied",reason="policy_denied"}'
+NOT_ALLOWED_SERIES = (
+    'grpcsec_calls_denied_total{code="permission_denied",reason="certificate_not_allowed"}'
+)
+
+
+def scrape_until(port: int, needle: str, timeout: float = 10.0) -> str:
+    """``/metrics`` once it shows ``needle`` (the pump runs every second), bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = http_get(port, "/metrics").decode()
+        if needle in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.1)
+
+
 def http_get(port: int, path: str) -> bytes:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=TIMEOUT) as response:
         body: bytes = response.read()
@@ -237,9 +254,13 @@ def test_secured_server_allows_the_listed_client_and_refuses_the_rest(
         over_http = json.loads(http_get(running.metrics_port, "/status"))
         assert over_http["calls"] == running.status()["calls"]
         assert "BEGIN" not in json.dumps(over_http)  # no PEM, no key material
-        metrics = http_get(running.metrics_port, "/metrics").decode()
+        metrics = scrape_until(running.metrics_port, POLICY_DENIED_SERIES)
         assert "grpcsec_tls_certificate_not_after_timestamp_seconds{" in metrics
         assert 'grpcsec_authorization_decisions_total{decision="deny"' in metrics
+        # every refusal reaches Prometheus with its code and reason, permission denials too
+        assert f"{POLICY_DENIED_SERIES} 1.0" in metrics
+        assert f"{NOT_ALLOWED_SERIES} 1.0" in metrics
+        assert "grpcsec_calls_allowed_total 1.0" in metrics
 
 
 @pytest.mark.slow

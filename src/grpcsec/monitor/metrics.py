@@ -12,7 +12,12 @@ new TLS connection), the authentication and authorization interceptors.
   ``grpcsec_rotation_reload_failures_total`` (counter; reason) and
   ``grpcsec_rotation_last_success_timestamp_seconds`` (gauge; the first load's time from start);
 * ``grpcsec_tls_connections_total`` (counter);
-* ``grpcsec_authentication_failures_total`` (counter; reason);
+* ``grpcsec_calls_allowed_total`` (counter) and ``grpcsec_calls_denied_total`` (counter; code,
+  reason): every call the guard admitted or refused, with the
+  :class:`~grpcsec.denial.DenialCode` (``unauthenticated``, ``permission_denied``,
+  ``internal``) and :class:`~grpcsec.denial.DenialReason` of each refusal;
+* ``grpcsec_authentication_failures_total`` (counter; reason): the ``unauthenticated`` part of
+  the above, kept for existing dashboards;
 * ``grpcsec_authorization_decisions_total`` (counter; policy, rule, decision).
 
 ``role`` is ``server`` (the certificate this process serves) or ``client`` (the one it presents
@@ -107,6 +112,17 @@ class ServiceMetrics:
             ("reason",),
             registry=registry,
         )
+        self._calls_allowed = Counter(
+            "grpcsec_calls_allowed",
+            "Calls that passed every check (client certificate, token, policy).",
+            registry=registry,
+        )
+        self._calls_denied = Counter(
+            "grpcsec_calls_denied",
+            "Calls refused, by status code and denial reason.",
+            ("code", "reason"),
+            registry=registry,
+        )
         self._authorization_decisions = Counter(
             "grpcsec_authorization_decisions",
             "Authorization decisions by policy, matching rule and decision.",
@@ -170,6 +186,16 @@ class ServiceMetrics:
         """``count`` calls refused by authentication, for ``reason`` (e.g. ``missing_token``)."""
         if count > 0:
             self._authentication_failures.labels(_code(reason)).inc(count)
+
+    def calls_allowed(self, count: int = 1) -> None:
+        """``count`` calls admitted by every check."""
+        if count > 0:
+            self._calls_allowed.inc(count)
+
+    def calls_denied(self, code: str | enum.Enum, reason: str | enum.Enum, count: int = 1) -> None:
+        """``count`` calls refused with ``code`` (``unauthenticated``...) for ``reason``."""
+        if count > 0:
+            self._calls_denied.labels(_code(code), _code(reason)).inc(count)
 
     def authorization_decision(
         self, policy: str, rule: str | None, decision: str | enum.Enum | bool

@@ -54,7 +54,8 @@ class MetricsPump:
         self._successes = 0
         self._failures = 0
         self._handshakes = 0
-        self._refused: Counter[str] = Counter()
+        self._allowed = 0
+        self._denied: Counter[tuple[str, str]] = Counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -86,10 +87,21 @@ class MetricsPump:
         self._handshakes = max(self._handshakes, handshakes)
 
     def _pump_stats(self, stats: _StatsSource) -> None:
-        refused = Counter(stats.snapshot().get("unauthenticated", {}))
-        for reason, count in refused.items():
-            self._metrics.authentication_failed(reason, count - self._refused[reason])
-        self._refused = refused
+        snapshot = stats.snapshot()
+        allowed = int(snapshot.get("allowed", 0))
+        self._metrics.calls_allowed(allowed - self._allowed)
+        self._allowed = max(self._allowed, allowed)
+        denied: Counter[tuple[str, str]] = Counter()
+        for code in ("unauthenticated", "permission_denied"):
+            for reason, count in snapshot.get(code, {}).items():
+                denied[code, reason] = count
+        denied["internal", "internal_error"] = int(snapshot.get("internal", 0))
+        for (code, reason), count in denied.items():
+            new = count - self._denied[code, reason]
+            self._metrics.calls_denied(code, reason, new)
+            if code == "unauthenticated":
+                self._metrics.authentication_failed(reason, new)
+        self._denied = denied
 
     def start(self) -> None:
         """Pump once now (so the first scrape sees the material in service), then every
