@@ -41,7 +41,8 @@ from grpcsec.cli._common import (
 )
 from grpcsec.cli.pki_commands import CA_CERT, CA_KEY, load_ca
 from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
-from grpcsec.rotation.renew import ExecHook, RenewalPlan, RenewalResult, Renewer
+from grpcsec.rotation.renew import ExecHook, Renewer
+from grpcsec.rotation.renew_plan import RenewalPlan, RenewalResult
 
 __all__ = ["renew"]
 
