@@ -30,7 +30,6 @@ from grpcsec.rotation import (
     ReloadingServerTLS,
     ReloadOutcome,
     Renewer,
-    renewal_time,
 )
 from tests.rotation.conftest import Prober, RotPki, bundle, client_leaf, serve
 
@@ -53,19 +52,6 @@ def write_leaf(
     cert.write_bytes(issued.chain_pem())
     key.write_bytes(issued.key_pem())
     return cert, key
-
-
-def test_renewal_time_is_two_thirds_of_the_lifetime_give_or_take_a_twentieth() -> None:
-    start = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
-    end = start + dt.timedelta(hours=24)
-    assert renewal_time(start, end) == start + dt.timedelta(hours=16)
-    assert renewal_time(start, end, draw=0.0) == start + dt.timedelta(hours=16, minutes=-72)
-    assert renewal_time(start, end, draw=1.0) == start + dt.timedelta(hours=16, minutes=72)
-    draws = [renewal_time(start, end, draw=random.random()) for _ in range(200)]  # noqa: S311
-    assert all(start + dt.timedelta(hours=14.8) <= when <= start + HOUR * 17.2 for when in draws)
-    # --every: sooner than 2/3 wins; later never does.
-    assert renewal_time(start, end, every=HOUR) == start + HOUR
-    assert renewal_time(start, end, every=dt.timedelta(days=30)) == start + HOUR * 16
 
 
 def test_not_due_before_the_renewal_point_and_due_after(rot_pki: RotPki, tmp_path: Path) -> None:
@@ -183,15 +169,6 @@ def test_step_backs_off_after_failures_and_recovers(rot_pki: RotPki, tmp_path: P
     assert renewer.renewals == 0
     assert renewer.step(plan.renew_at) == 60  # renewed, and the next one is hours away
     assert renewer.renewals == 1
-
-
-def test_backoff_values() -> None:
-    backoff = Backoff(initial=5, factor=2, maximum=300, jitter=0.1)
-    assert backoff.delay(1) == 5
-    assert backoff.delay(3) == 20
-    assert backoff.delay(50) == 300
-    assert backoff.delay(1, draw=0.0) == pytest.approx(4.5)
-    assert backoff.delay(1, draw=1.0) == pytest.approx(5.5)
 
 
 def test_the_agent_thread_drives_a_rotating_server(rot_pki: RotPki, tmp_path: Path) -> None:

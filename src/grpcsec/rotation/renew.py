@@ -43,17 +43,18 @@ from grpcsec.pki import (
     CertificateAuthority,
     CertificateInfo,
     PendingFile,
-    format_duration,
     load_certificate_file,
     utcnow,
     write_files,
 )
-from grpcsec.pki.validity import BACKDATE
 from grpcsec.rotation.renew_plan import (
     Backoff,
     RenewalPlan,
     RenewalResult,
+    check_issuer,
+    check_not_expired,
     reissue,
+    renewal_backdate,
     renewal_time,
     rfc3339,
 )
@@ -195,39 +196,17 @@ class Renewer:
 
     # -- renewing -----------------------------------------------------------------------------
     def _check_issuer(self, leaf: x509.Certificate) -> None:
-        issuer = self.ca.certificate
-        signed = leaf.issuer == issuer.subject
-        if signed:
-            try:
-                leaf.verify_directly_issued_by(issuer)
-            except Exception:  # noqa: BLE001 (InvalidSignature, unsupported algorithms)
-                signed = False
-        if not signed and not self.allow_other_issuer:
-            raise RotationError(
-                f"the certificate was issued by '{leaf.issuer.rfc4514_string()}', not by this "
-                f"CA ('{issuer.subject.rfc4514_string()}'); pass allow_other_issuer "
-                "(--new-issuer) to re-issue it under this CA, as in a CA rollover",
-                path=self.cert,
-            )
+        check_issuer(
+            leaf, self.ca.certificate, allow_other_issuer=self.allow_other_issuer, path=self.cert
+        )
 
     def renew(self, now: dt.datetime) -> RenewalResult:
         """Renew now, due or not (an expired certificate only with ``allow_expired``)."""
         leaf = self._leaf()
-        if now > leaf.not_valid_after_utc and not self.allow_expired:
-            ago = format_duration(now - leaf.not_valid_after_utc)
-            raise RotationError(
-                f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ} "
-                f"({ago} ago) and was not renewed in time; renewing an expired certificate is "
-                "refused by default (check the clock and why renewal stopped), then pass "
-                "--allow-expired or re-issue it with grpcsec issue",
-                path=self.cert,
-            )
+        if not self.allow_expired:
+            check_not_expired(leaf, now, path=self.cert)
         self._check_issuer(leaf)
-        # Backdate by a minute (clock skew), but by less when renewals are seconds apart, or
-        # the renewal point of a fresh certificate would already be in the past.
-        span = leaf.not_valid_after_utc - leaf.not_valid_before_utc
-        period = min(self.every or span, self.lifetime or span)
-        backdate = min(BACKDATE, period / 10)
+        backdate = renewal_backdate(leaf, every=self.every, lifetime=self.lifetime)
         issued = reissue(self.ca, leaf, now=now, lifetime=self.lifetime, backdate=backdate)
         write_files(
             [

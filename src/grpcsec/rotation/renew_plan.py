@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -27,6 +28,7 @@ from grpcsec.pki import (
     Profile,
     SubjectAltNames,
     Validity,
+    format_duration,
 )
 from grpcsec.pki.keys import key_type_of
 from grpcsec.pki.validity import BACKDATE
@@ -35,7 +37,10 @@ __all__ = [
     "Backoff",
     "RenewalPlan",
     "RenewalResult",
+    "check_issuer",
+    "check_not_expired",
     "reissue",
+    "renewal_backdate",
     "renewal_time",
     "rfc3339",
 ]
@@ -227,3 +232,60 @@ def reissue(
         now=now,
         allow_unsupported_key=key_type is KeyType.ED25519,
     )
+
+
+def check_issuer(
+    leaf: x509.Certificate,
+    issuer: x509.Certificate,
+    *,
+    allow_other_issuer: bool = False,
+    path: str | Path | None = None,
+) -> None:
+    """Raise :class:`RotationError` unless ``issuer`` signed ``leaf`` directly (same name and a
+    signature that verifies), or ``allow_other_issuer`` (a CA rollover re-issues a certificate
+    from the previous CA under the new one). Only the direct signature is checked, not a path
+    to a trust anchor, validity or usages."""
+    signed = leaf.issuer == issuer.subject
+    if signed:
+        try:
+            leaf.verify_directly_issued_by(issuer)
+        except Exception:  # noqa: BLE001 (InvalidSignature, unsupported algorithms)
+            signed = False
+    if not signed and not allow_other_issuer:
+        raise RotationError(
+            f"the certificate was issued by '{leaf.issuer.rfc4514_string()}', not by this "
+            f"CA ('{issuer.subject.rfc4514_string()}'); pass allow_other_issuer "
+            "(--new-issuer) to re-issue it under this CA, as in a CA rollover",
+            path=path,
+        )
+
+
+def check_not_expired(
+    leaf: x509.Certificate, now: dt.datetime, *, path: str | Path | None = None
+) -> None:
+    """Raise :class:`RotationError` when ``leaf`` expired before ``now``: renewal stopped for a
+    whole lifetime or the clock is wrong, and issuing under a wrong clock makes things worse.
+    The last second of the certificate's life (``now == not_after``) still renews."""
+    if now > leaf.not_valid_after_utc:
+        ago = format_duration(now - leaf.not_valid_after_utc)
+        raise RotationError(
+            f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ} "
+            f"({ago} ago) and was not renewed in time; renewing an expired certificate is "
+            "refused by default (check the clock and why renewal stopped), then pass "
+            "--allow-expired or re-issue it with grpcsec issue",
+            path=path,
+        )
+
+
+def renewal_backdate(
+    leaf: x509.Certificate,
+    *,
+    every: dt.timedelta | None = None,
+    lifetime: dt.timedelta | None = None,
+) -> dt.timedelta:
+    """How far before ``now`` the replacement of ``leaf`` starts: a minute (clock skew), but a
+    tenth of the renewal period when that is shorter, or the renewal point of a fresh
+    certificate renewed seconds apart would already be in the past."""
+    span = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    period = min(every or span, lifetime or span)
+    return min(BACKDATE, period / 10)
