@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 
 from grpcsec import pki
 from grpcsec.authz import Engine, Policy, Request, load_policy
-from grpcsec.authz.parse import error_reason
+from grpcsec.authz.policy_json import error_reason
 from grpcsec.authz.request import MetadataValue, peer_principals, principal_source
 from grpcsec.cli import app
 from grpcsec.cli._common import EXIT_FAILED, console, errors_to_exit, escape, fail, print_json
