@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from grpcsec.cli import app
 from grpcsec.pki import private_key_pem
 from tests.authn.conftest import JwksServer
-from tests.cli.test_pki_commands import PASSWORD_ENV, assert_one_error_line, ok, plain, run
+from tests.cli.clirun import PASSWORD_ENV, assert_one_error_line, ok, plain, run
 from tests.conftest import Pki
 
 

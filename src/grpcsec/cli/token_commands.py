@@ -44,7 +44,7 @@ from grpcsec.cli._common import (
     read_password,
     stderr,
 )
-from grpcsec.cli.pki_commands import load_key
+from grpcsec.cli._pki import load_key
 from grpcsec.errors import ConfigurationError, IssuanceError, PasswordError
 from grpcsec.pki.validity import parse_time
 
