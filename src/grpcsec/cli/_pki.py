@@ -9,36 +9,21 @@ argument; nothing here prints key material.
 from __future__ import annotations
 
 import datetime as dt
-import re
-import secrets
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography import x509
 
 from grpcsec import pki
 from grpcsec.cli._common import PASSWORD_ENV, console, escape, print_json, read_password, stderr
 from grpcsec.errors import ConfigurationError, IssuanceError, PasswordError
-from grpcsec.pki import (
-    CertificateAuthority,
-    KeyType,
-    PendingFile,
-    PrivateKey,
-    SpiffeId,
-    SubjectAltNames,
-    Validity,
-)
+from grpcsec.pki import CertificateAuthority, KeyType, PendingFile, PrivateKey, Validity
 from grpcsec.pki.keys import key_type_of
-from grpcsec.pki.validity import BACKDATE, DEFAULT_LEAF_VALIDITY, parse_time
+from grpcsec.pki.layout import CA_CERT, CA_KEY, CertificateFiles, load_ca_dir, prefix_paths
+from grpcsec.pki.validity import leaf_validity, parse_time
 
 __all__ = [
-    "CA_CERT",
-    "CA_KEY",
-    "DEFAULT_CLIENT",
-    "DEFAULT_HOSTS",
     "ED25519_LEAF_WARNING",
     "AllowUnsupportedOption",
     "CaDirOption",
@@ -46,24 +31,15 @@ __all__ = [
     "HostOption",
     "JsonOption",
     "KeyTypeOption",
-    "Written",
-    "client_stems",
-    "distinct_ca_name",
-    "leaf_validity",
     "load_ca",
     "load_key",
+    "out_paths",
     "parse_lifetime",
-    "prefix_paths",
     "report",
-    "requested_names",
     "warn",
     "warn_if_ed25519_ca",
+    "window_options",
 ]
-
-CA_CERT = "ca.crt"
-CA_KEY = "ca.key"
-DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
-DEFAULT_CLIENT = "client"
 
 ED25519_CA_WARNING = (
     "an Ed25519 CA is rejected by cryptography's web PKI verifier (so 'grpcsec verify' fails "
@@ -114,12 +90,6 @@ HostOption = Annotated[
 ]
 
 
-def distinct_ca_name() -> str:
-    """A default CA name with a short random id, so that two CAs made by grpcsec on different
-    days are told apart in error messages ("unknown authority ... grpcsec root CA 3f9a2c")."""
-    return f"grpcsec root CA {secrets.token_hex(3)}"
-
-
 # -- helpers -------------------------------------------------------------------------------------
 def load_key(path: Path) -> PrivateKey:
     """Load a private key file, asking for its password (environment or prompt) only when the
@@ -137,16 +107,9 @@ def load_key(path: Path) -> PrivateKey:
 
 
 def load_ca(ca_dir: Path) -> CertificateAuthority:
-    """The CA in ``ca_dir`` (``ca.crt`` and ``ca.key``), checked to be a CA matching its key."""
-    cert_path = ca_dir / CA_CERT
-    certificate_pem = pki.read_file(cert_path)
-    pki.load_certificates(certificate_pem, source=cert_path)  # a bad ca.crt fails before a prompt
-    return CertificateAuthority.from_pem(
-        certificate_pem,
-        load_key(ca_dir / CA_KEY),
-        source=str(cert_path),
-        key_source=str(ca_dir / CA_KEY),
-    )
+    """The CA in ``ca_dir`` (``ca.crt`` and ``ca.key``), asking for the key's password only
+    when it is encrypted and only once ``ca.crt`` has been read."""
+    return load_ca_dir(ca_dir, load_key)
 
 
 def warn(message: str) -> None:
@@ -172,95 +135,54 @@ def parse_moment(text: str, option: str) -> dt.datetime:
         raise IssuanceError(f"{option}: {exc.message}") from exc
 
 
-def leaf_validity(
+def window_options(
     valid: str | None, not_before: str | None, not_after: str | None, now: dt.datetime
 ) -> Validity | None:
-    """The window from ``--valid`` / ``--not-before`` / ``--not-after`` (``None``: the default)."""
+    """The window from ``--valid`` / ``--not-before`` / ``--not-after`` (``None``: the default);
+    the options are parsed here, combined by :func:`~grpcsec.pki.validity.leaf_validity`."""
     if not_after is not None and valid is not None:
         raise ConfigurationError("--valid and --not-after cannot be combined; pass one of them")
-    if not_before is None and not_after is None:
-        return (
-            None if valid is None else Validity.lasting(parse_lifetime(valid, "--valid"), now=now)
-        )
-    start = parse_moment(not_before, "--not-before") if not_before is not None else now - BACKDATE
-    if not_after is not None:
-        return Validity(not_before=start, not_after=parse_moment(not_after, "--not-after"))
-    lifetime = parse_lifetime(valid, "--valid") if valid is not None else DEFAULT_LEAF_VALIDITY
-    return Validity(not_before=start, not_after=start + lifetime)
+    return leaf_validity(
+        not_before=parse_moment(not_before, "--not-before") if not_before is not None else None,
+        not_after=parse_moment(not_after, "--not-after") if not_after is not None else None,
+        lifetime=parse_lifetime(valid, "--valid") if valid is not None else None,
+        now=now,
+    )
 
 
-def requested_names(
-    *,
-    hosts: Iterable[str],
-    dns: Iterable[str],
-    ips: Iterable[str],
-    uris: Iterable[str],
-    spiffe_ids: Iterable[str],
-    emails: Iterable[str],
-) -> SubjectAltNames:
-    spiffe = [str(SpiffeId.parse(text)) for text in spiffe_ids]
-    explicit = SubjectAltNames.build(dns=dns, ips=ips, uris=[*uris, *spiffe], emails=emails)
-    return SubjectAltNames.from_identities(hosts).merged(explicit)
+def out_paths(out: Path) -> tuple[Path, Path]:
+    """``--out PREFIX`` as the certificate and key paths (``layout.prefix_paths``)."""
+    try:
+        return prefix_paths(out)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"--out {exc.message}") from exc
 
 
-def prefix_paths(out: Path) -> tuple[Path, Path]:
-    if out.suffix in {".crt", ".key", ".pem"}:
-        raise ConfigurationError(
-            f"--out is a prefix: pass {str(out.with_suffix(''))!r} to write "
-            f"{out.with_suffix('').name}.crt and {out.with_suffix('').name}.key"
-        )
-    return out.with_name(out.name + ".crt"), out.with_name(out.name + ".key")
-
-
-def client_stems(names: Sequence[str]) -> list[str]:
-    """File stems for ``init --client``: ``client`` for the first, ``client-NAME`` after it."""
-    stems: list[str] = []
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise ConfigurationError(f"--client {name!r} is given twice")
-        slug = re.sub(r"[^A-Za-z0-9._@-]+", "-", name.split("://", 1)[-1]).strip("-.")
-        stem = DEFAULT_CLIENT if index == 0 else f"{DEFAULT_CLIENT}-{slug}"
-        if not slug or stem in stems:
-            raise ConfigurationError(
-                f"--client {name!r} does not give a file name of its own ({stem}.crt); "
-                "use distinct client names"
-            )
-        stems.append(stem)
-    return stems
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    """One certificate a command wrote, for the summary and the JSON output."""
-
-    role: str
-    certificate: x509.Certificate
-    certificate_file: Path
-    key_file: Path | None
-
-    def to_json(self, now: dt.datetime) -> dict[str, object]:
-        return {
-            "role": self.role,
-            "certificate_file": str(self.certificate_file),
-            "key_file": str(self.key_file) if self.key_file is not None else None,
-            "certificate": pki.CertificateInfo.of(self.certificate).to_json(now),
-        }
+def _certificate_json(item: CertificateFiles, now: dt.datetime) -> dict[str, object]:
+    return {
+        "role": item.role,
+        "certificate_file": str(item.certificate_file),
+        "key_file": str(item.key_file) if item.key_file is not None else None,
+        "certificate": pki.CertificateInfo.of(item.certificate).to_json(now),
+    }
 
 
 def report(
-    written: Sequence[Written],
+    written: Sequence[CertificateFiles],
     files: Sequence[PendingFile],
     *,
     now: dt.datetime,
     json_output: bool,
     extra: dict[str, object] | None = None,
 ) -> None:
+    """What a command wrote: JSON with ``--json`` (files with their modes, each certificate
+    described), otherwise a short summary per certificate; never key material."""
     if json_output:
         print_json(
             {
                 **(extra or {}),
                 "files": [{"path": str(f.path), "mode": f"{f.mode:04o}"} for f in files],
-                "certificates": [w.to_json(now) for w in written],
+                "certificates": [_certificate_json(w, now) for w in written],
             }
         )
         return

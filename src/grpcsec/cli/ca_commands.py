@@ -16,21 +16,18 @@ from grpcsec import pki
 from grpcsec.cli import app
 from grpcsec.cli._common import PASSWORD_ENV, errors_to_exit, read_password
 from grpcsec.cli._pki import (
-    CA_CERT,
-    CA_KEY,
     CaDirOption,
     ForceOption,
     JsonOption,
     KeyTypeOption,
-    Written,
-    distinct_ca_name,
     load_ca,
     parse_lifetime,
     report,
     warn_if_ed25519_ca,
 )
 from grpcsec.errors import ConfigurationError
-from grpcsec.pki import CertificateAuthority, KeyType, PendingFile, Validity
+from grpcsec.pki import CertificateAuthority, KeyType, Validity
+from grpcsec.pki.layout import CA_CERT, CA_KEY, CertificateFiles, ca_files, distinct_ca_name
 
 __all__ = ["ca_app"]
 
@@ -109,13 +106,10 @@ def ca_init_command(
             path_length=path_length,
             now=now,
         )
-        files = [
-            PendingFile(directory / CA_CERT, ca.certificate_pem(), pki.CERT_MODE),
-            PendingFile(directory / CA_KEY, pki.private_key_pem(ca.key, password), pki.CA_KEY_MODE),
-        ]
+        files = ca_files(ca, directory, password=password)
         pki.write_files(files, force=force)
     warn_if_ed25519_ca(ca)
-    written = [Written("CA", ca.certificate, directory / CA_CERT, directory / CA_KEY)]
+    written = [CertificateFiles("CA", ca.certificate, directory / CA_CERT, directory / CA_KEY)]
     report(written, files, now=now, json_output=json_output, extra={"encrypted": encrypt_key})
 
 
@@ -168,11 +162,10 @@ def ca_intermediate_command(
             path_length=path_length,
             now=now,
         )
-        files = [
-            PendingFile(out_dir / CA_CERT, ca.certificate_pem(), pki.CERT_MODE),
-            PendingFile(out_dir / CA_KEY, pki.private_key_pem(ca.key, password), pki.CA_KEY_MODE),
-        ]
+        files = ca_files(ca, out_dir, password=password)
         pki.write_files(files, force=force)
     warn_if_ed25519_ca(parent, ca)
-    written = [Written("intermediate CA", ca.certificate, out_dir / CA_CERT, out_dir / CA_KEY)]
+    written = [
+        CertificateFiles("intermediate CA", ca.certificate, out_dir / CA_CERT, out_dir / CA_KEY)
+    ]
     report(written, files, now=now, json_output=json_output, extra={"encrypted": encrypt_key})

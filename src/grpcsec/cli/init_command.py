@@ -16,30 +16,18 @@ from grpcsec import pki
 from grpcsec.cli import app
 from grpcsec.cli._common import errors_to_exit
 from grpcsec.cli._pki import (
-    CA_CERT,
-    CA_KEY,
-    DEFAULT_CLIENT,
-    DEFAULT_HOSTS,
     AllowUnsupportedOption,
     ForceOption,
     HostOption,
     JsonOption,
     KeyTypeOption,
-    Written,
-    client_stems,
-    distinct_ca_name,
     parse_lifetime,
     report,
     warn_if_ed25519_ca,
 )
-from grpcsec.pki import (
-    CertificateAuthority,
-    KeyType,
-    PendingFile,
-    Profile,
-    SubjectAltNames,
-    Validity,
-)
+from grpcsec.errors import ConfigurationError
+from grpcsec.pki import KeyType
+from grpcsec.pki.layout import DEFAULT_CLIENT, DEFAULT_HOSTS, create_starter_pki
 
 __all__ = ["init_command"]
 
@@ -84,48 +72,24 @@ def init_command(
     now = pki.utcnow()
     with errors_to_exit():
         lifetime = parse_lifetime(valid, "--valid")
-        server_names = SubjectAltNames.from_identities(hosts or DEFAULT_HOSTS)
-        client_list = list(clients or [DEFAULT_CLIENT])
-        stems = client_stems(client_list)
-        client_names = [SubjectAltNames.from_identities([name]) for name in client_list]
-        ca = CertificateAuthority.create(distinct_ca_name(), key_type=key_type, now=now)
-        window = Validity.lasting(lifetime, now=now)
-        issued = [
-            (
-                "server",
-                "server",
-                ca.issue(
-                    Profile.SERVER,
-                    server_names,
-                    key_type=key_type,
-                    validity=window,
-                    now=now,
-                    allow_unsupported_key=allow_unsupported_key,
-                ),
-            )
-        ]
-        for stem, names in zip(stems, client_names, strict=True):
-            leaf = ca.issue(
-                Profile.CLIENT,
-                names,
+        try:
+            starter = create_starter_pki(
+                directory,
+                hosts=hosts or DEFAULT_HOSTS,
+                clients=list(clients or [DEFAULT_CLIENT]),
                 key_type=key_type,
-                validity=window,
+                lifetime=lifetime,
                 now=now,
                 allow_unsupported_key=allow_unsupported_key,
             )
-            issued.append(("client", stem, leaf))
-        files = [
-            PendingFile(directory / CA_CERT, ca.certificate_pem(), pki.CERT_MODE),
-            PendingFile(directory / CA_KEY, pki.private_key_pem(ca.key), pki.CA_KEY_MODE),
-        ]
-        written = [Written("CA", ca.certificate, directory / CA_CERT, directory / CA_KEY)]
-        for role, stem, leaf in issued:
-            cert_file, key_file = directory / f"{stem}.crt", directory / f"{stem}.key"
-            files += [
-                PendingFile(cert_file, leaf.chain_pem(), pki.CERT_MODE),
-                PendingFile(key_file, leaf.key_pem(), pki.KEY_MODE),
-            ]
-            written.append(Written(role, leaf.certificate, cert_file, key_file))
-        pki.write_files(files, force=force)
-    warn_if_ed25519_ca(ca)
-    report(written, files, now=now, json_output=json_output, extra={"directory": str(directory)})
+        except ConfigurationError as exc:  # only the client names raise it
+            raise ConfigurationError(f"--client {exc.message}") from exc
+        pki.write_files(starter.files, force=force)
+    warn_if_ed25519_ca(starter.ca)
+    report(
+        starter.certificates,
+        starter.files,
+        now=now,
+        json_output=json_output,
+        extra={"directory": str(directory)},
+    )

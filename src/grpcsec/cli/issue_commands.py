@@ -24,19 +24,18 @@ from grpcsec.cli._pki import (
     HostOption,
     JsonOption,
     KeyTypeOption,
-    Written,
-    leaf_validity,
     load_ca,
+    out_paths,
     parse_lifetime,
-    prefix_paths,
     report,
-    requested_names,
     warn,
     warn_if_ed25519_ca,
+    window_options,
 )
 from grpcsec.errors import IssuanceError
 from grpcsec.fileio import FileKind, read_file
 from grpcsec.pki import KeyType, PendingFile, Profile, SubjectAltNames, Validity
+from grpcsec.pki.layout import CertificateFiles, leaf_files
 
 __all__ = ["issue_command", "sign_command"]
 
@@ -115,8 +114,8 @@ def issue_command(
     """
     now = pki.utcnow()
     with errors_to_exit():
-        cert_file, key_file = prefix_paths(out)
-        names = requested_names(
+        cert_file, key_file = out_paths(out)
+        names = SubjectAltNames.requested(
             hosts=hosts or (),
             dns=dns or (),
             ips=ips or (),
@@ -124,7 +123,7 @@ def issue_command(
             spiffe_ids=spiffe_ids or (),
             emails=emails or (),
         )
-        window = leaf_validity(valid, not_before, not_after, now)
+        window = window_options(valid, not_before, not_after, now)
         ca = load_ca(ca_dir)
         warn_if_ed25519_ca(ca)
         issued = ca.issue(
@@ -136,12 +135,11 @@ def issue_command(
             now=now,
             allow_unsupported_key=allow_unsupported_key,
         )
-        files = [
-            PendingFile(cert_file, issued.chain_pem(), pki.CERT_MODE),
-            PendingFile(key_file, issued.key_pem(), pki.KEY_MODE),
-        ]
+        files = leaf_files(issued, cert_file, key_file)
         pki.write_files(files, force=force)
-    written = [Written(f"{profile.value} certificate", issued.certificate, cert_file, key_file)]
+    written = [
+        CertificateFiles(f"{profile.value} certificate", issued.certificate, cert_file, key_file)
+    ]
     report(written, files, now=now, json_output=json_output, extra={"profile": profile.value})
 
 
@@ -198,7 +196,7 @@ def sign_command(
             warn(ED25519_LEAF_WARNING)
         files = [PendingFile(out, issued.chain_pem(), pki.CERT_MODE)]
         pki.write_files(files, force=force)
-    written = [Written(f"{profile.value} certificate", issued.certificate, out, None)]
+    written = [CertificateFiles(f"{profile.value} certificate", issued.certificate, out, None)]
     report(
         written,
         files,

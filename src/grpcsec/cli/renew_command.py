@@ -39,8 +39,9 @@ from grpcsec.cli._common import (
     print_json,
     stderr,
 )
-from grpcsec.cli._pki import CA_CERT, CA_KEY, load_ca
+from grpcsec.cli._pki import load_ca
 from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
+from grpcsec.pki.layout import CA_CERT, CA_KEY
 from grpcsec.rotation.renew import ExecHook, Renewer
 from grpcsec.rotation.renew_plan import RenewalPlan, RenewalResult
 

@@ -4,7 +4,8 @@ Modules: :mod:`~grpcsec.pki.keys` (key types), :mod:`~grpcsec.pki.names` (SANs, 
 :mod:`~grpcsec.pki.validity` (durations and defaults), :mod:`~grpcsec.pki.profiles`
 (extensions), :mod:`~grpcsec.pki.authority` (the CA and what it issues),
 :mod:`~grpcsec.pki.signing` (subject names, key checks, the builder, the issued value),
-:mod:`~grpcsec.pki.files` (reading and atomic writing), :mod:`~grpcsec.pki.inspect` and
+:mod:`~grpcsec.pki.files` (reading and atomic writing), :mod:`~grpcsec.pki.layout` (which
+files a CA directory, a leaf and the starter set are), :mod:`~grpcsec.pki.inspect` and
 :mod:`~grpcsec.pki.verify`.
 """
 
