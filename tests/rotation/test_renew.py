@@ -7,6 +7,7 @@ import datetime as dt
 import random
 import stat
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from grpcsec.rotation import (
     ReloadOutcome,
     Renewer,
 )
+from grpcsec.rotation.renew_plan import AgentStep
 from tests.rotation.conftest import Prober, RotPki, bundle, client_leaf, serve
 
 HOUR = dt.timedelta(hours=1)
@@ -168,6 +170,27 @@ def test_step_backs_off_after_failures_and_recovers(rot_pki: RotPki, tmp_path: P
     assert renewer.last_error is None
     assert renewer.renewals == 0
     assert renewer.step(plan.renew_at) == 60  # renewed, and the next one is hours away
+    assert renewer.renewals == 1
+
+
+def test_run_reports_each_step_and_forces_only_the_first(rot_pki: RotPki, tmp_path: Path) -> None:
+    """What ``grpcsec renew --json`` prints as events: the renewal a step made, each new
+    failure with its count and retry delay, and nothing for a quiet step."""
+    now = utcnow().replace(microsecond=0)
+    cert, key = write_leaf(tmp_path, rot_pki.ca, start=now - HOUR, lifetime=HOUR * 24)
+    renewer = Renewer(rot_pki.ca, cert, key, check_interval=60)
+    steps: list[AgentStep] = []
+    stop = threading.Event()
+    renewer.run(stop, clock=lambda: now, max_iterations=1, force_first=True, on_step=steps.append)
+    assert steps[0].renewed is not None  # not due, but forced
+    assert steps[0].error is None
+    renewer.run(stop, clock=lambda: now, max_iterations=1, on_step=steps.append)
+    # negative control: a quiet step reports nothing but its delay
+    assert (steps[1].renewed, steps[1].error, steps[1].delay) == (None, None, 60)
+    renewer.cert = tmp_path / "gone.crt"
+    renewer.run(stop, clock=lambda: now, max_iterations=2, on_step=steps.append)
+    assert [step.failures for step in steps[2:]] == [1, 2]
+    assert all(isinstance(step.error, MaterialError) for step in steps[2:])
     assert renewer.renewals == 1
 
 

@@ -48,6 +48,7 @@ from grpcsec.pki import (
     write_files,
 )
 from grpcsec.rotation.renew_plan import (
+    AgentStep,
     Backoff,
     RenewalPlan,
     RenewalResult,
@@ -283,12 +284,27 @@ class Renewer:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         max_iterations: int | None = None,
+        force_first: bool = False,
+        on_step: Callable[[AgentStep], None] | None = None,
     ) -> None:
-        """Call :meth:`step` until ``stop`` is set (or ``max_iterations`` steps)."""
+        """Call :meth:`step` until ``stop`` is set (or ``max_iterations`` steps). The first step
+        renews even when not due with ``force_first``; ``on_step`` hears what each step did
+        (a renewal, a new failure, the delay), e.g. to print events; it runs on this thread."""
         iterations = 0
         while not stop.is_set():
-            delay = self.step(clock())
+            renewals, error = self.renewals, self.last_error
+            delay = self.step(clock(), force=force_first and iterations == 0)
             iterations += 1
+            if on_step is not None:
+                failed = self.last_error is not None and self.last_error is not error
+                on_step(
+                    AgentStep(
+                        renewed=self.last_result if self.renewals != renewals else None,
+                        error=self.last_error if failed else None,
+                        failures=self.failures,
+                        delay=delay,
+                    )
+                )
             if max_iterations is not None and iterations >= max_iterations:
                 return
             stop.wait(delay)

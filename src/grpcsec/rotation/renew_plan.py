@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from grpcsec.errors import ConfigurationError, RotationError
+from grpcsec.errors import ConfigurationError, GrpcsecError, RotationError
 from grpcsec.pki import (
     CertificateAuthority,
     IssuedCertificate,
@@ -34,6 +34,7 @@ from grpcsec.pki.keys import key_type_of
 from grpcsec.pki.validity import BACKDATE
 
 __all__ = [
+    "AgentStep",
     "Backoff",
     "RenewalPlan",
     "RenewalResult",
@@ -147,6 +148,18 @@ class RenewalResult:
             "renewed_at": rfc3339(self.renewed_at),
             "hook": {"ran": self.hook_ran, "error": self.hook_error},
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStep:
+    """What one step of the renewal agent did: the renewal it made (``renewed``), or the
+    failure it met (``error``, only when it is a new one; ``failures`` counts consecutive
+    ones), and the seconds until the next step (``delay``)."""
+
+    renewed: RenewalResult | None = None
+    error: GrpcsecError | None = None
+    failures: int = 0
+    delay: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
