@@ -16,8 +16,15 @@ from typing import Annotated
 import typer
 
 from grpcsec import pki
-from grpcsec.cli._common import PASSWORD_ENV, console, escape, print_json, read_password, stderr
-from grpcsec.errors import ConfigurationError, IssuanceError, PasswordError
+from grpcsec.cli._common import (
+    PASSWORD_ENV,
+    console,
+    escape,
+    print_json,
+    stderr,
+    with_key_password,
+)
+from grpcsec.errors import ConfigurationError, IssuanceError
 from grpcsec.pki import CertificateAuthority, KeyType, PendingFile, PrivateKey, Validity
 from grpcsec.pki.keys import key_type_of
 from grpcsec.pki.layout import CA_CERT, CA_KEY, CertificateFiles, load_ca_dir, prefix_paths
@@ -94,16 +101,7 @@ HostOption = Annotated[
 def load_key(path: Path) -> PrivateKey:
     """Load a private key file, asking for its password (environment or prompt) only when the
     key is encrypted. A missing password leaves the library's :class:`PasswordError`."""
-    try:
-        return pki.load_key_file(path)
-    except PasswordError as exc:
-        password = read_password(prompt=f"Password for {path}: ")
-        if password is None:
-            raise PasswordError(
-                f"{exc.message} (set {PASSWORD_ENV} or run in a terminal to be asked)",
-                path=exc.path,
-            ) from exc
-        return pki.load_key_file(path, password=password)
+    return with_key_password(lambda password: pki.load_key_file(path, password=password), path)
 
 
 def load_ca(ca_dir: Path) -> CertificateAuthority:
