@@ -30,6 +30,7 @@ from grpcsec.rotation.checks import (
 )
 from grpcsec.rotation.renew import ExecHook, Renewer
 from grpcsec.rotation.renew_plan import (
+    AgentStep,
     Backoff,
     RenewalPlan,
     RenewalResult,
@@ -42,6 +43,7 @@ from grpcsec.rotation.trust import CaRef, ClientIssuerLog, check_trust_change
 from grpcsec.rotation.watcher import ReloadFailure, ReloadOutcome, RotationStatus, Watcher
 
 __all__ = [
+    "AgentStep",
     "AioReloadingChannel",
     "Backoff",
     "CaRef",
