@@ -98,6 +98,23 @@ def test_mtls_context_gives_every_certificate_fact(pki: Pki, transport: bytes) -
     assert seen.principal == CLIENT_SPIFFE_ID
 
 
+def test_a_peer_from_a_certificate_is_the_tls_peer_that_presented_it(pki: Pki) -> None:
+    seen = Peer.from_certificate(pki.client.certificate, address="ipv4:127.0.0.1:5")
+    from_context = Peer.from_auth_context(
+        {"transport_security_type": [b"ssl"], "x509_pem_cert": [leaf_pem(pki.client)]},
+        address="ipv4:127.0.0.1:5",
+    )
+    assert seen == from_context
+    assert seen.transport is TransportSecurity.TLS
+    assert seen.client_cert_presented
+    assert seen.principal == CLIENT_SPIFFE_ID
+    assert seen.certificate == pki.client.certificate
+    # negative control: another certificate is another peer
+    assert Peer.from_certificate(pki.server.certificate) != Peer.from_certificate(
+        pki.client.certificate
+    )
+
+
 def test_two_uri_sans_mean_no_spiffe_id_and_the_dns_name_is_the_principal(pki: Pki) -> None:
     """gRPC's rule: a SPIFFE ID only when there is exactly one URI SAN."""
     two = issue_client(

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from grpcsec.errors import MaterialError
 from grpcsec.pki.files import load_certificates
@@ -182,6 +183,16 @@ class Peer:
         """
         key = (address, *(_raw(auth, name) for name in _PEER_KEYS))
         return _peer_for(key)
+
+    @classmethod
+    def from_certificate(cls, certificate: x509.Certificate, *, address: str = "") -> Peer:
+        """The peer of a TLS connection that presented ``certificate`` (as the leaf), described
+        exactly as :meth:`from_auth_context` describes it from grpcio's auth context; for
+        explaining a decision without a connection (``grpcsec policy eval --peer-cert``). Whether
+        the certificate would have been trusted is not checked."""
+        pem = certificate.public_bytes(serialization.Encoding.PEM)
+        auth = {"transport_security_type": [b"ssl"], "x509_pem_cert": [pem]}
+        return cls.from_auth_context(auth, address=address)
 
     @property
     def principal(self) -> str | None:

@@ -9,44 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from grpcsec.authz import (
-    AuditCondition,
-    AuditLoggerRegistry,
-    PatternKind,
-    load_policy,
-    parse_policy,
-)
-from grpcsec.authz.parse import HOP_BY_HOP_HEADERS, error_reason
+from grpcsec.authz import PatternKind, load_policy, parse_policy
+from grpcsec.authz.policy_json import error_reason
 from grpcsec.errors import PolicyError
-from tests.authz.conftest import Capture
-
-OK_RULE = {"name": "r"}
-
-
-def doc(**fields: Any) -> str:
-    base: dict[str, Any] = {"name": "authz", "allow_rules": [OK_RULE]}
-    base.update(fields)
-    return json.dumps({k: v for k, v in base.items() if v is not _DROP})
-
-
-_DROP = object()
-
-
-def rule(**fields: Any) -> dict[str, Any]:
-    return {"name": "r", **fields}
-
-
-def header(key: Any = "x-a", values: Any = ("v",)) -> dict[str, Any]:
-    return {"key": key, "values": list(values) if isinstance(values, tuple) else values}
-
-
-def in_request(*headers: dict[str, Any]) -> str:
-    return doc(allow_rules=[rule(request={"headers": list(headers)})])
-
+from tests.authz.policy_docs import DROP, OK_RULE, doc, header, in_request, rule
 
 INVALID: list[tuple[str, str, str, str]] = [
     # 1. not JSON, or the top level is not an object
@@ -220,7 +189,7 @@ INVALID: list[tuple[str, str, str, str]] = [
     ("name-empty", doc(name=""), "name", "must not be empty"),
     ("name-null", doc(name=None), "name", "must be a string, not null"),
     # 5. allow_rules missing, null or empty
-    ("allow-missing", doc(allow_rules=_DROP), "allow_rules", "is required"),
+    ("allow-missing", doc(allow_rules=DROP), "allow_rules", "is required"),
     ("allow-null", doc(allow_rules=None), "allow_rules", "is required"),
     ("allow-empty", doc(allow_rules=[]), "allow_rules", "must not be empty"),
     # 6. rule name missing or empty
@@ -384,39 +353,6 @@ def test_invalid_policy_is_refused_with_its_location(
         assert str(caught.value).startswith(f"{location}: ")
 
 
-# 9. unsupported header keys, checked after lowercasing (D2)
-REJECTED_KEYS = [
-    ":method",
-    ":path",
-    ":authority",
-    ":scheme",
-    "grpc-timeout",
-    "grpc-trace-bin",
-    "GRPC-Foo",  # only grpc-go (which lowercases first) rejects this one; we do too
-    "host",
-    "Host",
-    *sorted(HOP_BY_HOP_HEADERS),
-    "Connection",
-    "TE",
-]
-
-
-@pytest.mark.parametrize("key", REJECTED_KEYS)
-def test_unsupported_header_keys_are_rejected(key: str) -> None:
-    with pytest.raises(PolicyError) as caught:
-        parse_policy(in_request(header(key=key)))
-    assert caught.value.location == "allow_rules[0].request.headers[0].key"
-    assert f'unsupported header key "{key.lower()}"' in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    "key", ["content-type", "user-agent", "x-trace-bin", "authorization", "X-User", "grpc", "hosts"]
-)
-def test_other_header_keys_are_accepted_and_lowercased(key: str) -> None:
-    policy = parse_policy(in_request(header(key=key)))
-    assert policy.allow_rules[0].headers[0].key == key.lower()
-
-
 def test_deny_rules_are_checked_before_allow_rules() -> None:
     with pytest.raises(PolicyError) as caught:
         parse_policy(doc(allow_rules=[{}], deny_rules=[{}]))
@@ -520,148 +456,6 @@ def test_bytes_must_be_utf8() -> None:
 def test_deeply_nested_json_is_an_error_not_a_crash() -> None:
     with pytest.raises(PolicyError, match="not valid JSON"):
         parse_policy("[" * 100_000 + "]" * 100_000)
-
-
-# -- warnings on valid policies --------------------------------------------------------------------
-def test_star_at_both_ends_is_valid_but_warned() -> None:
-    policy = parse_policy(doc(allow_rules=[rule(source={"principals": ["*abc*"]})]))
-    assert policy.allow_rules[0].principals[0].kind is PatternKind.PREFIX
-    (warning,) = policy.warnings
-    assert warning.startswith("allow_rules[0].source.principals[0]: ")
-    assert "prefix match" in warning
-    assert "contains" in warning
-
-
-def test_paths_that_cannot_name_a_method_are_warned() -> None:
-    policy = parse_policy(doc(allow_rules=[rule(request={"paths": ["pkg.S/M", "/ok", "*M", ""]})]))
-    assert [w.split(":")[0] for w in policy.warnings] == [
-        "allow_rules[0].request.paths[0]",
-        "allow_rules[0].request.paths[3]",
-    ]
-
-
-def test_header_keys_that_cannot_be_metadata_are_warned() -> None:
-    policy = parse_policy(in_request(header(key="x a")))
-    assert policy.warnings
-    assert "never matches gRPC metadata" in policy.warnings[0]
-
-
-def test_an_ordinary_policy_has_no_warnings() -> None:
-    policy = parse_policy(
-        doc(
-            allow_rules=[
-                rule(
-                    source={"principals": ["spiffe://a/*", ""]},
-                    request={"paths": ["/a.B/*"], "headers": [header()]},
-                )
-            ]
-        )
-    )
-    assert policy.warnings == ()
-
-
-# -- audit options ---------------------------------------------------------------------------------
-def test_audit_options_are_parsed(registry: AuditLoggerRegistry, capture: Capture) -> None:
-    policy = parse_policy(
-        doc(
-            audit_logging_options={
-                "audit_condition": "ON_DENY_AND_ALLOW",
-                "audit_loggers": [
-                    {"name": "capture", "config": {"k": "v"}},
-                    {"name": "stdout_logger"},
-                    {"name": "not_here", "is_optional": True},
-                ],
-            }
-        ),
-        registry=registry,
-    )
-    audit = policy.audit
-    assert audit.condition is AuditCondition.ON_DENY_AND_ALLOW
-    assert [s.type_name for s in audit.loggers] == ["capture", "stdout_logger"]
-    assert audit.skipped == ("not_here",)  # optional and unknown: silently dropped (A59)
-    assert dict(audit.loggers[0].config) == {"k": "v"}
-    assert dict(audit.loggers[1].config) == {}  # a missing config is {}
-    assert capture.configs == [{"k": "v"}]  # validated at load time
-    assert audit.active
-
-
-def test_factory_value_error_is_located_at_config(registry: AuditLoggerRegistry) -> None:
-    with pytest.raises(PolicyError) as caught:
-        parse_policy(
-            doc(
-                audit_logging_options={
-                    "audit_loggers": [
-                        {"name": "capture", "config": {"reject": True}, "is_optional": True}
-                    ]
-                }
-            ),
-            registry=registry,
-        )
-    assert caught.value.location == "audit_logging_options.audit_loggers[0].config"
-    assert "refuses" in str(caught.value)
-
-
-def test_unregistered_logger_message_lists_registered_types(registry: AuditLoggerRegistry) -> None:
-    with pytest.raises(
-        PolicyError, match="registered: capture, grpcsec_file_logger, stdout_logger"
-    ):
-        parse_policy(
-            doc(audit_logging_options={"audit_loggers": [{"name": "x"}]}), registry=registry
-        )
-
-
-# -- extensions ------------------------------------------------------------------------------------
-def test_claims_extension_is_parsed() -> None:
-    policy = parse_policy(
-        doc(
-            allow_rules=[
-                rule(source={"grpcsec_claims": [{"claim": "scope", "values": ["a", "b*"]}]})
-            ]
-        )
-    )
-    (claim,) = policy.allow_rules[0].claims
-    assert claim.claim == "scope"
-    assert [p.text for p in claim.values] == ["a", "b*"]
-    assert policy.uses_extensions
-    assert policy.summary()["extensions"] == ["grpcsec_claims"]
-
-
-@pytest.mark.parametrize(
-    ("entry", "location", "fragment"),
-    [
-        ("scope", "allow_rules[0].source.grpcsec_claims[0]", "must be an object"),
-        ({"values": ["a"]}, "allow_rules[0].source.grpcsec_claims[0].claim", "is required"),
-        ({"claim": "", "values": ["a"]}, "allow_rules[0].source.grpcsec_claims[0].claim", "empty"),
-        ({"claim": "sub"}, "allow_rules[0].source.grpcsec_claims[0].values", "is required"),
-        ({"claim": "sub", "values": []}, "allow_rules[0].source.grpcsec_claims[0].values", "empty"),
-        (
-            {"claim": "sub", "values": [1]},
-            "allow_rules[0].source.grpcsec_claims[0].values[0]",
-            "number",
-        ),
-        (
-            {"claim": "sub", "values": ["a"], "x": 1},
-            "allow_rules[0].source.grpcsec_claims[0].x",
-            "unknown",
-        ),
-    ],
-)
-def test_invalid_claims_extension_is_located(entry: Any, location: str, fragment: str) -> None:
-    with pytest.raises(PolicyError) as caught:
-        parse_policy(doc(allow_rules=[rule(source={"grpcsec_claims": [entry]})]))
-    assert caught.value.location == location
-    assert fragment in str(caught.value)
-
-
-def test_extensions_can_be_refused_for_portable_policies() -> None:
-    document = doc(
-        allow_rules=[rule(source={"grpcsec_claims": [{"claim": "sub", "values": ["a"]}]})]
-    )
-    with pytest.raises(PolicyError) as caught:
-        parse_policy(document, extensions=False)
-    assert caught.value.location == "allow_rules[0].source.grpcsec_claims"
-    assert "extension" in str(caught.value)
-    assert parse_policy(doc(), extensions=False).name == "authz"
 
 
 # -- files -----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from grpcsec.pki import private_key_pem
-from tests.cli.test_pki_commands import (
+from tests.cli.clirun import (
     PASSWORD_ENV,
     assert_one_error_line,
     make_ca,

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from typer.testing import Result
 
 from grpcsec.pki import CertificateAuthority, Profile, SubjectAltNames
-from tests.cli.test_pki_commands import assert_one_error_line, ok, plain, run
+from tests.cli.clirun import assert_one_error_line, ok, plain, run
 
 SPIFFE = "spiffe://acme.org/ns/prod/sa/billing"
 UNARY = "/orders.Orders/Get"

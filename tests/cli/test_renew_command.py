@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from typer.testing import Result
 
-from tests.cli.test_pki_commands import assert_one_error_line, mode, ok, plain, run
+from tests.cli.clirun import assert_one_error_line, mode, ok, plain, run
 
 GRPCSEC = [sys.executable, "-m", "grpcsec.cli"]
 

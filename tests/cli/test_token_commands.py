@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from grpcsec.cli import app
 from grpcsec.pki import private_key_pem
 from tests.authn.conftest import JwksServer
-from tests.cli.test_pki_commands import PASSWORD_ENV, assert_one_error_line, ok, plain, run
+from tests.cli.clirun import PASSWORD_ENV, assert_one_error_line, ok, plain, run
 from tests.conftest import Pki
 
 
@@ -175,6 +175,20 @@ def test_jwks_from_certificate_and_public_key_never_has_private_material(
     ]
     assert documents[0] == documents[1] == documents[2]
     assert "d" not in documents[0]["keys"][0]
+
+
+def test_jwks_of_an_encrypted_key_asks_for_the_password_like_every_command(
+    tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a password source the one error line says how to give one (as issue and
+    verify --key do); with GRPCSEC_KEY_PASSWORD the same command works."""
+    assert pki.client.key is not None
+    private = tmp_path / "client.key"
+    private.write_bytes(pki.client.key_pem(b"pw"))
+    assert_one_error_line(run("token", "jwks", "--key", private), "client.key", PASSWORD_ENV)
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    document = json.loads(ok(run("token", "jwks", "--key", private)).stdout)
+    assert "d" not in document["keys"][0]
 
 
 @pytest.mark.parametrize(

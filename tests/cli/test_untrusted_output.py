@@ -25,7 +25,7 @@ from grpcsec.credentials import server_credentials
 from grpcsec.errors import IssuanceError
 from grpcsec.material import KeyPair
 from grpcsec.pki import CertificateAuthority, Profile, SubjectAltNames
-from tests.cli.test_pki_commands import assert_one_error_line, make_ca, ok, plain, run
+from tests.cli.clirun import assert_one_error_line, make_ca, ok, plain, run
 from tests.conftest import serve
 from tests.hostile_names import (
     BIDI_CN,

@@ -249,15 +249,6 @@ def test_csr_with_malformed_names_is_refused(root: CertificateAuthority) -> None
         root.sign_csr(csr, Profile.CLIENT, now=NOW)
 
 
-def test_serials_are_random_and_distinct(root: CertificateAuthority) -> None:
-    names = SubjectAltNames.build(dns=["a.example"])
-    serials = {
-        root.issue(Profile.SERVER, names, now=NOW).certificate.serial_number for _ in range(5)
-    }
-    assert len(serials) == 5
-    assert all(s.bit_length() > 64 for s in serials)
-
-
 def test_csr_with_ed25519_key_is_refused_unless_asked_for(root: CertificateAuthority) -> None:
     key = generate_key(KeyType.ED25519)
     csr = (

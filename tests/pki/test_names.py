@@ -139,3 +139,26 @@ def test_identities_with_a_uri_scheme_are_uris(identity: str, kind: str) -> None
     """``init --client urn:x:y`` used to fail as "invalid IP address" (issue 16)."""
     (name,) = SubjectAltNames.from_identities([identity]).as_strings()
     assert name.split(":", 1)[0] == kind
+
+
+def test_requested_names_put_sorted_hosts_first_then_each_explicit_kind() -> None:
+    names = SubjectAltNames.requested(
+        hosts=["svc.example", "10.0.0.1", "ops@example.com"],
+        dns=["extra.example", "svc.example"],
+        ips=["::1"],
+        uris=["urn:example:a"],
+        spiffe_ids=["spiffe://acme/orders"],
+        emails=["dev@example.com"],
+    )
+    assert names.dns == ("svc.example", "extra.example")  # duplicates dropped, order kept
+    assert [str(ip) for ip in names.ips] == ["10.0.0.1", "::1"]
+    assert names.uris == ("urn:example:a", "spiffe://acme/orders")
+    assert names.emails == ("ops@example.com", "dev@example.com")
+    assert SubjectAltNames.requested().empty
+
+
+def test_requested_spiffe_ids_are_checked_as_spiffe_ids() -> None:
+    with pytest.raises(IssuanceError, match="SPIFFE"):
+        SubjectAltNames.requested(spiffe_ids=["https://acme/orders"])
+    # negative control: the same text as a plain URI is a valid URI SAN
+    assert SubjectAltNames.requested(uris=["https://acme/orders"]).uris == ("https://acme/orders",)

@@ -7,7 +7,14 @@ import datetime as dt
 import pytest
 
 from grpcsec.errors import IssuanceError
-from grpcsec.pki.validity import BACKDATE, Validity, format_duration, parse_duration
+from grpcsec.pki.validity import (
+    BACKDATE,
+    DEFAULT_LEAF_VALIDITY,
+    Validity,
+    format_duration,
+    leaf_validity,
+    parse_duration,
+)
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -59,3 +66,36 @@ def test_format_duration_is_short_and_signed() -> None:
     assert format_duration(dt.timedelta(days=89, hours=23, minutes=5)) == "89d 23h"
     assert format_duration(dt.timedelta(hours=5, minutes=3)) == "5h 3m"
     assert format_duration(dt.timedelta(seconds=-90)) == "-1m 30s"
+
+
+def test_leaf_validity_is_none_when_nothing_is_given() -> None:
+    assert leaf_validity(now=NOW) is None
+
+
+def test_leaf_validity_from_a_lifetime_starts_a_backdate_before_now() -> None:
+    window = leaf_validity(lifetime=dt.timedelta(hours=1), now=NOW)
+    assert window == Validity(not_before=NOW - BACKDATE, not_after=NOW + dt.timedelta(hours=1))
+
+
+def test_leaf_validity_from_a_start_lasts_the_default_or_the_lifetime() -> None:
+    start = NOW + dt.timedelta(days=1)
+    assert leaf_validity(not_before=start, now=NOW) == Validity(
+        not_before=start, not_after=start + DEFAULT_LEAF_VALIDITY
+    )
+    hour = leaf_validity(not_before=start, lifetime=dt.timedelta(hours=1), now=NOW)
+    assert hour == Validity(not_before=start, not_after=start + dt.timedelta(hours=1))
+
+
+def test_leaf_validity_with_an_end_in_the_past_makes_an_expired_window() -> None:
+    end = NOW - dt.timedelta(days=1)
+    start = NOW - dt.timedelta(days=2)
+    window = leaf_validity(not_before=start, not_after=end, now=NOW)
+    assert window is not None
+    assert not window.contains(NOW)
+    with pytest.raises(IssuanceError, match="impossible validity"):  # an end without a start
+        leaf_validity(not_after=end, now=NOW)  # starts at now - BACKDATE, after the end
+
+
+def test_leaf_validity_refuses_a_lifetime_with_an_end() -> None:
+    with pytest.raises(IssuanceError, match="cannot both be given"):
+        leaf_validity(lifetime=dt.timedelta(hours=1), not_after=NOW + dt.timedelta(days=1), now=NOW)

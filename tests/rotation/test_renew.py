@@ -7,6 +7,7 @@ import datetime as dt
 import random
 import stat
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,8 +31,8 @@ from grpcsec.rotation import (
     ReloadingServerTLS,
     ReloadOutcome,
     Renewer,
-    renewal_time,
 )
+from grpcsec.rotation.renew_plan import AgentStep
 from tests.rotation.conftest import Prober, RotPki, bundle, client_leaf, serve
 
 HOUR = dt.timedelta(hours=1)
@@ -53,19 +54,6 @@ def write_leaf(
     cert.write_bytes(issued.chain_pem())
     key.write_bytes(issued.key_pem())
     return cert, key
-
-
-def test_renewal_time_is_two_thirds_of_the_lifetime_give_or_take_a_twentieth() -> None:
-    start = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
-    end = start + dt.timedelta(hours=24)
-    assert renewal_time(start, end) == start + dt.timedelta(hours=16)
-    assert renewal_time(start, end, draw=0.0) == start + dt.timedelta(hours=16, minutes=-72)
-    assert renewal_time(start, end, draw=1.0) == start + dt.timedelta(hours=16, minutes=72)
-    draws = [renewal_time(start, end, draw=random.random()) for _ in range(200)]  # noqa: S311
-    assert all(start + dt.timedelta(hours=14.8) <= when <= start + HOUR * 17.2 for when in draws)
-    # --every: sooner than 2/3 wins; later never does.
-    assert renewal_time(start, end, every=HOUR) == start + HOUR
-    assert renewal_time(start, end, every=dt.timedelta(days=30)) == start + HOUR * 16
 
 
 def test_not_due_before_the_renewal_point_and_due_after(rot_pki: RotPki, tmp_path: Path) -> None:
@@ -185,13 +173,25 @@ def test_step_backs_off_after_failures_and_recovers(rot_pki: RotPki, tmp_path: P
     assert renewer.renewals == 1
 
 
-def test_backoff_values() -> None:
-    backoff = Backoff(initial=5, factor=2, maximum=300, jitter=0.1)
-    assert backoff.delay(1) == 5
-    assert backoff.delay(3) == 20
-    assert backoff.delay(50) == 300
-    assert backoff.delay(1, draw=0.0) == pytest.approx(4.5)
-    assert backoff.delay(1, draw=1.0) == pytest.approx(5.5)
+def test_run_reports_each_step_and_forces_only_the_first(rot_pki: RotPki, tmp_path: Path) -> None:
+    """What ``grpcsec renew --json`` prints as events: the renewal a step made, each new
+    failure with its count and retry delay, and nothing for a quiet step."""
+    now = utcnow().replace(microsecond=0)
+    cert, key = write_leaf(tmp_path, rot_pki.ca, start=now - HOUR, lifetime=HOUR * 24)
+    renewer = Renewer(rot_pki.ca, cert, key, check_interval=60)
+    steps: list[AgentStep] = []
+    stop = threading.Event()
+    renewer.run(stop, clock=lambda: now, max_iterations=1, force_first=True, on_step=steps.append)
+    assert steps[0].renewed is not None  # not due, but forced
+    assert steps[0].error is None
+    renewer.run(stop, clock=lambda: now, max_iterations=1, on_step=steps.append)
+    # negative control: a quiet step reports nothing but its delay
+    assert (steps[1].renewed, steps[1].error, steps[1].delay) == (None, None, 60)
+    renewer.cert = tmp_path / "gone.crt"
+    renewer.run(stop, clock=lambda: now, max_iterations=2, on_step=steps.append)
+    assert [step.failures for step in steps[2:]] == [1, 2]
+    assert all(isinstance(step.error, MaterialError) for step in steps[2:])
+    assert renewer.renewals == 1
 
 
 def test_the_agent_thread_drives_a_rotating_server(rot_pki: RotPki, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """gRPC authorization policies (gRFC A43) with audit logging (gRFC A59); never imports grpc.
 
 Modules, one concept each: :mod:`~grpcsec.authz.patterns` (the ``*`` pattern syntax),
-:mod:`~grpcsec.authz.model` (the parsed policy), :mod:`~grpcsec.authz.parse` (strict JSON
-validation with located errors), :mod:`~grpcsec.authz.request` (what a rule sees of an RPC:
+:mod:`~grpcsec.authz.model` (the parsed policy), :mod:`~grpcsec.authz.parse` (validation with
+located errors: :mod:`~grpcsec.authz.policy_json` reads strict JSON,
+:mod:`~grpcsec.authz.parse_rules` the rules, :mod:`~grpcsec.authz.parse_audit` the audit
+options), :mod:`~grpcsec.authz.request` (what a rule sees of an RPC:
 principals, joined headers, token claims), :mod:`~grpcsec.authz.engine` (compiled, indexed
 evaluation), :mod:`~grpcsec.authz.audit` (conditions, events, logger registry),
 :mod:`~grpcsec.authz.provider` (static and file-watching providers) and

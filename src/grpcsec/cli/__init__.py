@@ -6,6 +6,7 @@ package imports it. ``main`` is the console-script entry point.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Annotated
@@ -52,18 +53,25 @@ def _root(
     """Secure gRPC services: certificates, TLS/mTLS credentials, identity and diagnostics."""
 
 
-# Command groups register themselves on import (order = order in --help).
-from grpcsec.cli import call_command as _call_command  # noqa: E402, F401
-from grpcsec.cli import config_command as _config_command  # noqa: E402, F401
-from grpcsec.cli import demo_command as _demo_command  # noqa: E402, F401
-from grpcsec.cli import doctor_command as _doctor_command  # noqa: E402, F401
-from grpcsec.cli import inspect_commands as _inspect_commands  # noqa: E402, F401
-from grpcsec.cli import monitor_commands as _monitor_commands  # noqa: E402, F401
-from grpcsec.cli import pki_commands as _pki_commands  # noqa: E402, F401
-from grpcsec.cli import policy_commands as _policy_commands  # noqa: E402, F401
-from grpcsec.cli import renew_command as _renew_command  # noqa: E402, F401
-from grpcsec.cli import serve_command as _serve_command  # noqa: E402, F401
-from grpcsec.cli import token_commands as _token_commands  # noqa: E402, F401
+# Command groups register themselves on import; the order here is the order in --help (call
+# imports monitor's check and exporter, so they follow it).
+_COMMAND_MODULES = (
+    "call_command",
+    "monitor_commands",
+    "demo_command",
+    "doctor_command",
+    "init_command",
+    "issue_commands",
+    "ca_commands",
+    "inspect_commands",
+    "policy_commands",
+    "renew_command",
+    "serve_command",
+    "config_command",
+    "token_commands",
+)
+for _module in _COMMAND_MODULES:
+    importlib.import_module(f"grpcsec.cli.{_module}")
 
 DEBUG_ENV = "GRPCSEC_DEBUG"
 

@@ -52,6 +52,7 @@ __all__ = [
     "print_json",
     "read_password",
     "stderr",
+    "with_key_password",
 ]
 
 EXIT_OK = 0
@@ -135,19 +136,26 @@ def read_password(
     return first.encode()
 
 
-def load_identity(cert: Path | None, key: Path | None) -> KeyPair | None:
-    """The ``--cert``/``--key`` pair (``None`` when neither is given; half a pair is an error),
-    asking for the key's password (environment or prompt) only when the key is encrypted."""
+def with_key_password(load: Callable[[bytes | None], T], path: object) -> T:
+    """``load(None)``; when that finds the key encrypted (:class:`PasswordError`), ``load`` again
+    with the password from ``GRPCSEC_KEY_PASSWORD`` or a prompt naming ``path``. With neither,
+    the :class:`PasswordError` says how to give one. The one way every command asks."""
     try:
-        return load_key_pair(cert, key)
+        return load(None)
     except PasswordError as exc:
-        password = read_password(prompt=f"Password for {key}: ")
+        password = read_password(prompt=f"Password for {path}: ")
         if password is None:
             raise PasswordError(
                 f"{exc.message} (set {PASSWORD_ENV} or run in a terminal to be asked)",
                 path=exc.path,
             ) from exc
-        return load_key_pair(cert, key, password=password)
+        return load(password)
+
+
+def load_identity(cert: Path | None, key: Path | None) -> KeyPair | None:
+    """The ``--cert``/``--key`` pair (``None`` when neither is given; half a pair is an error),
+    asking for the key's password (environment or prompt) only when the key is encrypted."""
+    return with_key_password(lambda password: load_key_pair(cert, key, password=password), key)
 
 
 def run(call: Callable[[], T]) -> T:

@@ -26,7 +26,7 @@ from grpcsec.cli._common import (
     print_json,
     stderr,
 )
-from grpcsec.cli.pki_commands import load_key
+from grpcsec.cli._pki import load_key
 from grpcsec.errors import (
     ConfigurationError,
     GrpcsecError,

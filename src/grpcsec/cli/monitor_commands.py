@@ -36,10 +36,10 @@ from grpcsec.cli._common import (
     fail,
     make_console,
     print_json,
-    read_password,
     stderr,
+    with_key_password,
 )
-from grpcsec.errors import ConfigurationError, GrpcsecError, PasswordError
+from grpcsec.errors import ConfigurationError, GrpcsecError
 from grpcsec.material import load_key_pair
 from grpcsec.monitor import (
     CertificateCollector,
@@ -196,14 +196,11 @@ ServerNameOption = Annotated[
 def _probe_options(
     timeout: float, client_cert: Path | None, client_key: Path | None, server_name: str | None
 ) -> ProbeOptions:
-    password: bytes | None = None
-    try:
-        load_key_pair(client_cert, client_key)
-    except PasswordError:
-        password = read_password(prompt=f"Password for {client_key}: ")
-        if password is None:
-            raise
+    def load(password: bytes | None) -> bytes | None:
         load_key_pair(client_cert, client_key, password=password)
+        return password
+
+    password = with_key_password(load, client_key)
     return ProbeOptions(
         timeout=timeout,
         server_name=server_name,

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from cryptography.hazmat.primitives import serialization
 
 from grpcsec import pki
 from grpcsec.authz import Engine, Policy, Request, load_policy
-from grpcsec.authz.parse import error_reason
+from grpcsec.authz.policy_json import error_reason
 from grpcsec.authz.request import MetadataValue, peer_principals, principal_source
 from grpcsec.cli import app
 from grpcsec.cli._common import EXIT_FAILED, console, errors_to_exit, escape, fail, print_json
@@ -136,11 +135,7 @@ def _peer(peer_cert: Path | None, *, no_client_cert: bool, plaintext: bool) -> P
         return Peer(address="", transport=TransportSecurity.PLAINTEXT)
     if peer_cert is None:
         return Peer(address="", transport=TransportSecurity.TLS)
-    leaf = pki.load_certificate_file(peer_cert)[0]
-    pem = leaf.public_bytes(serialization.Encoding.PEM)
-    return Peer.from_auth_context(
-        {"transport_security_type": [b"ssl"], "x509_pem_cert": [pem]}, address=""
-    )
+    return Peer.from_certificate(pki.load_certificate_file(peer_cert)[0])
 
 
 def _claims(text: str | None) -> Mapping[str, Any] | None:

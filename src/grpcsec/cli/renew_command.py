@@ -39,9 +39,11 @@ from grpcsec.cli._common import (
     print_json,
     stderr,
 )
-from grpcsec.cli.pki_commands import CA_CERT, CA_KEY, load_ca
+from grpcsec.cli._pki import load_ca
 from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
-from grpcsec.rotation.renew import ExecHook, RenewalPlan, RenewalResult, Renewer
+from grpcsec.pki.layout import CA_CERT, CA_KEY
+from grpcsec.rotation.renew import ExecHook, Renewer
+from grpcsec.rotation.renew_plan import AgentStep, RenewalPlan, RenewalResult
 
 __all__ = ["renew"]
 
@@ -146,6 +148,20 @@ def _event(value: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
+def _print_step(step: AgentStep) -> None:
+    if step.renewed is not None:
+        _event({"event": "renewed", "result": step.renewed.to_json()})
+    if step.error is not None:
+        _event(
+            {
+                "event": "failed",
+                "error": str(step.error),
+                "failures": step.failures,
+                "retry_in_seconds": round(step.delay, 3),
+            }
+        )
+
+
 def _daemon(renewer: Renewer, *, force: bool, json_output: bool) -> None:
     """Run until SIGINT/SIGTERM. Renewals and failures are logged on stderr (and, with
     ``--json``, also printed as one JSON object per line on stdout)."""
@@ -166,23 +182,12 @@ def _daemon(renewer: Renewer, *, force: bool, json_output: bool) -> None:
                 f"{_moment(plan.renew_at)}, valid until {_moment(plan.not_after)}",
                 markup=True,
             )
-        first = True
-        while not stop.is_set():
-            renewals, error = renewer.renewals, renewer.last_error
-            delay = renewer.step(pki.utcnow(), force=force and first)
-            first = False
-            if json_output and renewer.renewals != renewals and renewer.last_result:
-                _event({"event": "renewed", "result": renewer.last_result.to_json()})
-            if json_output and renewer.last_error is not None and renewer.last_error is not error:
-                _event(
-                    {
-                        "event": "failed",
-                        "error": str(renewer.last_error),
-                        "failures": renewer.failures,
-                        "retry_in_seconds": round(delay, 3),
-                    }
-                )
-            stop.wait(delay)
+        renewer.run(
+            stop,
+            clock=pki.utcnow,
+            force_first=force,
+            on_step=_print_step if json_output else None,
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

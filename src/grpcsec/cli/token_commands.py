@@ -43,11 +43,11 @@ from grpcsec.cli._common import (
     errors_to_exit,
     escape,
     print_json,
-    read_password,
     stderr,
+    with_key_password,
 )
-from grpcsec.cli.pki_commands import load_key
-from grpcsec.errors import ConfigurationError, IssuanceError, PasswordError
+from grpcsec.cli._pki import load_key
+from grpcsec.errors import ConfigurationError, IssuanceError
 from grpcsec.pki.validity import parse_time
 
 __all__ = ["token_app"]
@@ -333,13 +333,10 @@ def jwks_command(
             raise ConfigurationError("give one --kid per --key, or none")
         entries = []
         for index, path in enumerate(key):
-            try:
-                public = load_public_key(path)
-            except PasswordError:
-                password = read_password(prompt=f"Password for {path}: ")
-                if password is None:
-                    raise
-                public = load_public_key(path, password=password)
+            public = with_key_password(
+                lambda password: load_public_key(path, password=password),  # noqa: B023 (called at once)
+                path,
+            )
             entries.append((public, kids[index] if kids else None))
         document = public_jwks(entries)
     print_json(document)

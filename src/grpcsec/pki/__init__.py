@@ -2,12 +2,15 @@
 
 Modules: :mod:`~grpcsec.pki.keys` (key types), :mod:`~grpcsec.pki.names` (SANs, SPIFFE IDs),
 :mod:`~grpcsec.pki.validity` (durations and defaults), :mod:`~grpcsec.pki.profiles`
-(extensions), :mod:`~grpcsec.pki.authority` (issuing), :mod:`~grpcsec.pki.files` (reading and
-atomic writing), :mod:`~grpcsec.pki.inspect` and :mod:`~grpcsec.pki.verify`.
+(extensions), :mod:`~grpcsec.pki.authority` (the CA and what it issues),
+:mod:`~grpcsec.pki.signing` (subject names, key checks, the builder, the issued value),
+:mod:`~grpcsec.pki.files` (reading and atomic writing), :mod:`~grpcsec.pki.layout` (which
+files a CA directory, a leaf and the starter set are), :mod:`~grpcsec.pki.inspect` and
+:mod:`~grpcsec.pki.verify`.
 """
 
 from grpcsec.pki.anchors import anchor_problem, check_anchors
-from grpcsec.pki.authority import CertificateAuthority, IssuedCertificate, check_key_matches
+from grpcsec.pki.authority import CertificateAuthority
 from grpcsec.pki.files import (
     CA_KEY_MODE,
     CERT_MODE,
@@ -25,6 +28,7 @@ from grpcsec.pki.inspect import BundleReport, CertificateInfo, fingerprint_sha25
 from grpcsec.pki.keys import KeyType, PrivateKey, generate_key, load_private_key, private_key_pem
 from grpcsec.pki.names import SpiffeId, SubjectAltNames
 from grpcsec.pki.profiles import Profile
+from grpcsec.pki.signing import IssuedCertificate, check_key_matches
 from grpcsec.pki.validity import Validity, format_duration, parse_duration, utcnow
 from grpcsec.pki.verify import Role, VerifiedChain, host_matches, verify_certificate
 

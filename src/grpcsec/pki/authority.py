@@ -3,7 +3,8 @@
 A :class:`CertificateAuthority` holds a CA certificate, its private key and the chain above it.
 Everything it signs follows a :mod:`~grpcsec.pki.profiles` profile; requests only supply names,
 a public key and a validity window. Building and signing is ``cryptography``'s
-``CertificateBuilder``; this module only decides what goes in.
+``CertificateBuilder`` (through :func:`~grpcsec.pki.signing.sign_certificate`); this module only
+decides what goes in.
 
 Refused, with :class:`IssuanceError`: leaves without any name, certificates that would outlive
 their issuer, issuing from a CA that has expired or whose path length forbids another CA, and
@@ -15,26 +16,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from grpcsec.errors import IssuanceError, KeyMismatchError, MaterialError
-from grpcsec.pki.files import CERT_MODE, KEY_MODE, PendingFile, certificates_pem, write_files
-from grpcsec.pki.keys import (
-    KeyType,
-    PrivateKey,
-    PublicKey,
-    generate_key,
-    key_type_of,
-    private_key_pem,
-    public_keys_equal,
-    signature_hash,
-)
+from grpcsec.pki.files import certificates_pem
+from grpcsec.pki.keys import KeyType, PrivateKey, PublicKey, generate_key, key_type_of
 from grpcsec.pki.names import SubjectAltNames, check_printable
 from grpcsec.pki.profiles import Profile, ca_extensions, leaf_extensions
+from grpcsec.pki.signing import (
+    IssuedCertificate,
+    check_key_matches,
+    issuable_public_key,
+    sign_certificate,
+    subject_name,
+)
 from grpcsec.pki.validity import (
     DEFAULT_INTERMEDIATE_VALIDITY,
     DEFAULT_LEAF_VALIDITY,
@@ -43,78 +40,7 @@ from grpcsec.pki.validity import (
     utcnow,
 )
 
-__all__ = ["CertificateAuthority", "IssuedCertificate", "check_key_matches"]
-
-
-def _name(common_name: str, organization: str | None) -> x509.Name:
-    attributes = []
-    if organization:
-        check_printable("organization", organization)
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    if common_name:
-        check_printable("common name", common_name)
-        if len(common_name) > 64:
-            raise IssuanceError(f"common name {common_name[:20]!r}... is longer than 64 characters")
-        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    return x509.Name(attributes)
-
-
-def check_key_matches(
-    certificate: x509.Certificate, key: PrivateKey, *, source: str | None = None
-) -> None:
-    """Raise :class:`KeyMismatchError` unless ``key`` is the private half of the certificate."""
-    if not public_keys_equal(certificate.public_key(), key.public_key()):
-        raise KeyMismatchError(
-            "the private key does not match the certificate "
-            f"(certificate serial {certificate.serial_number:x}); use the key it was issued for",
-            path=source,
-        )
-
-
-def _public_key(candidate: object, source: str) -> PublicKey:
-    if isinstance(
-        candidate, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
-    ):
-        return candidate
-    raise IssuanceError(f"{source} has a {type(candidate).__name__}; use ECDSA, RSA or Ed25519")
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedCertificate:
-    """A certificate, the chain to serve with it (leaf first, no root), and its new private key.
-
-    ``key`` is ``None`` for a signed CSR, whose key never left the requester. The key is never
-    shown in ``repr``.
-    """
-
-    certificate: x509.Certificate
-    chain: tuple[x509.Certificate, ...]
-    key: PrivateKey | None = field(repr=False)
-
-    def chain_pem(self) -> bytes:
-        """PEM of the chain, leaf first: the ``--cert`` file for a server or client."""
-        return certificates_pem(self.chain)
-
-    def write(
-        self,
-        cert_path: str | Path,
-        key_path: str | Path | None = None,
-        *,
-        password: bytes | None = None,
-        force: bool = False,
-    ) -> None:
-        """Write the chain (0644) and, when ``key_path`` is given, the key (0600) atomically:
-        both files or neither; existing files are replaced only with ``force``."""
-        files = [PendingFile(Path(cert_path), self.chain_pem(), CERT_MODE)]
-        if key_path is not None:
-            files.append(PendingFile(Path(key_path), self.key_pem(password), KEY_MODE))
-        write_files(files, force=force)
-
-    def key_pem(self, password: bytes | None = None) -> bytes:
-        """PKCS#8 PEM of the private key (encrypted when ``password`` is given)."""
-        if self.key is None:
-            raise IssuanceError("this certificate was issued for a CSR; its key is not here")
-        return private_key_pem(self.key, password)
+__all__ = ["CertificateAuthority"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,21 +91,17 @@ class CertificateAuthority:
         now = now or utcnow()
         window = validity or Validity.lasting(DEFAULT_ROOT_VALIDITY, now=now)
         key = generate_key(key_type)
-        subject = _name(common_name, organization)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(window.not_before)
-            .not_valid_after(window.not_after)
+        subject = subject_name(common_name, organization)
+        extensions = ca_extensions(key.public_key(), path_length=path_length, issuer_ski=None)
+        certificate = sign_certificate(
+            subject=subject,
+            issuer=subject,
+            public_key=key.public_key(),
+            window=window,
+            extensions=extensions,
+            signing_key=key,
         )
-        for extension, critical in ca_extensions(
-            key.public_key(), path_length=path_length, issuer_ski=None
-        ):
-            builder = builder.add_extension(extension, critical=critical)
-        return cls(builder.sign(key, signature_hash(key)), key)
+        return cls(certificate, key)
 
     @classmethod
     def from_pem(
@@ -235,7 +157,7 @@ class CertificateAuthority:
             ).value
         except x509.ExtensionNotFound:
             return x509.SubjectKeyIdentifier.from_public_key(
-                _public_key(self.certificate.public_key(), "the CA certificate")
+                issuable_public_key(self.certificate.public_key(), "the CA certificate")
             )
 
     def _window(
@@ -262,18 +184,14 @@ class CertificateAuthority:
         window: Validity,
         extensions: Iterable[tuple[x509.ExtensionType, bool]],
     ) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self.certificate.subject)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(window.not_before)
-            .not_valid_after(window.not_after)
+        return sign_certificate(
+            subject=subject,
+            issuer=self.certificate.subject,
+            public_key=public_key,
+            window=window,
+            extensions=extensions,
+            signing_key=self.key,
         )
-        for extension, critical in extensions:
-            builder = builder.add_extension(extension, critical=critical)
-        return builder.sign(self.key, signature_hash(self.key))
 
     # -- issuance ---------------------------------------------------------------------------
     def create_intermediate(
@@ -302,7 +220,7 @@ class CertificateAuthority:
         window = self._window(validity, DEFAULT_INTERMEDIATE_VALIDITY, now)
         key = generate_key(key_type)
         certificate = self._sign(
-            _name(common_name, organization),
+            subject_name(common_name, organization),
             key.public_key(),
             window,
             ca_extensions(key.public_key(), path_length=path_length, issuer_ski=self._ski()),
@@ -359,7 +277,7 @@ class CertificateAuthority:
             raise IssuanceError("the CSR's signature does not verify")
         for attribute in csr.subject:
             check_printable(f"CSR subject {attribute.rfc4514_attribute_name}", str(attribute.value))
-        public_key = _public_key(csr.public_key(), "the CSR")
+        public_key = issuable_public_key(csr.public_key(), "the CSR")
         requested = key_type_of(public_key)
         if (
             requested is not None
@@ -404,7 +322,7 @@ class CertificateAuthority:
         if common_name is None:
             first = [*names.dns, *(str(ip) for ip in names.ips), *names.uris, *names.emails]
             common_name = first[0] if len(first[0]) <= 64 else ""
-        subject = _name(common_name, organization)
+        subject = subject_name(common_name, organization)
         return self._sign(
             subject,
             public_key,

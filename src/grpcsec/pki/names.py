@@ -223,6 +223,24 @@ class SubjectAltNames:
         return cls.build(dns=dns, ips=ips, uris=uris, emails=emails)
 
     @classmethod
+    def requested(
+        cls,
+        *,
+        hosts: Iterable[str] = (),
+        dns: Iterable[str] = (),
+        ips: Iterable[str] = (),
+        uris: Iterable[str] = (),
+        spiffe_ids: Iterable[str] = (),
+        emails: Iterable[str] = (),
+    ) -> SubjectAltNames:
+        """The names of one issuance request: the free-form ``hosts`` sorted by form
+        (:meth:`from_identities`), then the explicit names of each kind. ``spiffe_ids`` must be
+        SPIFFE IDs (checked) and become URI SANs. Every name is validated before any is used."""
+        spiffe = [str(SpiffeId.parse(text)) for text in spiffe_ids]
+        explicit = cls.build(dns=dns, ips=ips, uris=[*uris, *spiffe], emails=emails)
+        return cls.from_identities(hosts).merged(explicit)
+
+    @classmethod
     def from_extension(cls, san: x509.SubjectAlternativeName) -> SubjectAltNames:
         """Read names from a certificate's or CSR's extension, without re-validating them."""
         return cls(

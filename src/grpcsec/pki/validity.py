@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_ROOT_VALIDITY",
     "Validity",
     "format_duration",
+    "leaf_validity",
     "parse_duration",
     "parse_time",
     "utcnow",
@@ -155,3 +156,26 @@ class Validity:
     def contains(self, when: dt.datetime) -> bool:
         """Whether ``when`` lies inside the window (both ends included, as RFC 5280 says)."""
         return self.not_before <= when <= self.not_after
+
+
+def leaf_validity(
+    *,
+    lifetime: dt.timedelta | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    now: dt.datetime,
+) -> Validity | None:
+    """The window of a leaf from what a request gives, or ``None`` when it gives nothing (the
+    issuer's default applies). A start alone lasts :data:`DEFAULT_LEAF_VALIDITY` (or
+    ``lifetime``) from that start; an end without a start starts at ``now - BACKDATE``. An end
+    in the past is allowed (expired certificates for tests); a lifetime and an end together
+    are refused, since they may disagree."""
+    if lifetime is not None and not_after is not None:
+        raise IssuanceError("a lifetime and an end cannot both be given; give one of them")
+    if not_before is None and not_after is None:
+        return None if lifetime is None else Validity.lasting(lifetime, now=now)
+    start = not_before if not_before is not None else now - BACKDATE
+    if not_after is not None:
+        return Validity(not_before=start, not_after=not_after)
+    span = lifetime if lifetime is not None else DEFAULT_LEAF_VALIDITY
+    return Validity(not_before=start, not_after=start + span)

@@ -12,7 +12,8 @@ Modules, one concept each:
   ``grpc.dynamic_ssl_server_credentials``;
 * :mod:`~grpcsec.rotation.channel` / :mod:`~grpcsec.rotation.aio_channel`: channels that swap
   in a new ``secure_channel`` and drain the old one;
-* :mod:`~grpcsec.rotation.renew`: the renewal agent behind ``grpcsec renew``.
+* :mod:`~grpcsec.rotation.renew_plan` / :mod:`~grpcsec.rotation.renew`: when a certificate is
+  due and what replaces it (pure), and the renewal agent behind ``grpcsec renew`` (files, hook).
 
 See docs/rotation.md for deployment layouts (cert-manager, SPIRE, Vault agent) and the CA
 rollover procedure.
@@ -27,12 +28,12 @@ from grpcsec.rotation.checks import (
     check_channel_material,
     check_server_material,
 )
-from grpcsec.rotation.renew import (
+from grpcsec.rotation.renew import ExecHook, Renewer
+from grpcsec.rotation.renew_plan import (
+    AgentStep,
     Backoff,
-    ExecHook,
     RenewalPlan,
     RenewalResult,
-    Renewer,
     reissue,
     renewal_time,
 )
@@ -42,6 +43,7 @@ from grpcsec.rotation.trust import CaRef, ClientIssuerLog, check_trust_change
 from grpcsec.rotation.watcher import ReloadFailure, ReloadOutcome, RotationStatus, Watcher
 
 __all__ = [
+    "AgentStep",
     "AioReloadingChannel",
     "Backoff",
     "CaRef",

@@ -1,21 +1,20 @@
 """The renewal agent: re-issue a leaf at 2/3 of its lifetime, with a new key, atomically.
 
 :class:`Renewer` holds a CA (:class:`~grpcsec.pki.CertificateAuthority`) and the paths of a
-certificate chain and its key. It reads the certificate, plans the renewal
-(:func:`renewal_time`: 2/3 of the lifetime, or ``every`` when that comes sooner, plus or minus
-a jitter of 1/20 so that fleets issued together do not renew together; cert-manager and
-step-ca use the same point), and when due issues a new leaf with the same names, subject CN and
-organization, profile (from the extended key usage), key type and lifetime, **with a new key**
-(cert-manager's ``rotationPolicy: Always``). It writes the key and then the chain, each to a
-temporary file renamed into place (:func:`grpcsec.pki.write_files`), so a reader sees whole
-files; a reader between the two renames sees a new key with the old certificate, which the
-rotation watcher detects and retries. An optional hook runs after each renewal.
+certificate chain and its key. It reads the certificate, asks :mod:`grpcsec.rotation.renew_plan`
+when it is due and for the new leaf (same names, CN, organization, profile, key type and
+lifetime, **with a new key**: cert-manager's ``rotationPolicy: Always``), and does the rest: it
+writes the key and then the chain, each to a temporary file renamed into place
+(:func:`grpcsec.pki.write_files`), so a reader sees whole files; a reader between the two
+renames sees a new key with the old certificate, which the rotation watcher detects and
+retries. An optional hook (:class:`ExecHook`) runs after each renewal.
 
 Failures (an unreadable certificate, a CA that expired, a disk error) are retried with
-exponential backoff (:class:`Backoff`). An **expired** certificate is not renewed unless
-``allow_expired``: it means renewal has not run for a whole lifetime, or the clock is wrong,
-and issuing under a wrong clock would make things worse; the error says so. A certificate
-from another CA is not re-issued unless ``allow_other_issuer`` (the CA rollover step).
+exponential backoff (:class:`~grpcsec.rotation.renew_plan.Backoff`). An **expired** certificate
+is not renewed unless ``allow_expired``: it means renewal has not run for a whole lifetime, or
+the clock is wrong, and issuing under a wrong clock would make things worse; the error says so.
+A certificate from another CA is not re-issued unless ``allow_other_issuer`` (the CA rollover
+step).
 
 Time is a parameter (``now``) everywhere except :meth:`Renewer.run`, which takes a clock.
 Not done here: reusing keys (HSM keys), CSR-based renewal against a remote CA, revoking the
@@ -35,8 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from grpcsec.errors import ConfigurationError, GrpcsecError, RotationError
 from grpcsec.material import StrPath
@@ -45,220 +42,30 @@ from grpcsec.pki import (
     KEY_MODE,
     CertificateAuthority,
     CertificateInfo,
-    IssuedCertificate,
-    KeyType,
     PendingFile,
-    Profile,
-    SubjectAltNames,
-    Validity,
-    format_duration,
     load_certificate_file,
     utcnow,
     write_files,
 )
-from grpcsec.pki.keys import key_type_of
-from grpcsec.pki.validity import BACKDATE
+from grpcsec.rotation.renew_plan import (
+    AgentStep,
+    Backoff,
+    RenewalPlan,
+    RenewalResult,
+    check_issuer,
+    check_not_expired,
+    reissue,
+    renewal_backdate,
+    renewal_time,
+    rfc3339,
+)
 from grpcsec.text import get_logger
 
-__all__ = [
-    "Backoff",
-    "ExecHook",
-    "RenewalPlan",
-    "RenewalResult",
-    "Renewer",
-    "reissue",
-    "renewal_time",
-]
+__all__ = ["ExecHook", "Renewer"]
 
 log = get_logger("grpcsec.renew")
 
-RENEW_FRACTION = 2 / 3
-JITTER = 1 / 20
 MIN_DELAY = 0.5  # seconds between agent steps at least: never a hot loop
-
-
-def _moment(when: dt.datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")
-
-
-def renewal_time(
-    not_before: dt.datetime,
-    not_after: dt.datetime,
-    *,
-    every: dt.timedelta | None = None,
-    fraction: float = RENEW_FRACTION,
-    jitter: float = JITTER,
-    draw: float = 0.5,
-) -> dt.datetime:
-    """When to renew a certificate valid from ``not_before`` to ``not_after``.
-
-    At ``fraction`` of the lifetime, or ``every`` after ``not_before`` when that is sooner,
-    moved by up to ``jitter`` of that period either way; ``draw`` in [0, 1) picks where (0.5 is
-    the middle). Never before ``not_before``, never after ``not_after``.
-    """
-    if not 0 < fraction < 1 or not 0 <= jitter < fraction:
-        raise ConfigurationError("fraction must be in (0, 1) and jitter in [0, fraction)")
-    lifetime = not_after - not_before
-    period = lifetime * fraction
-    if every is not None:
-        if every <= dt.timedelta(0):
-            raise ConfigurationError("the renewal period must be positive")
-        period = min(period, every)
-    spread = period * (jitter / fraction)
-    when = not_before + period + spread * (2 * draw - 1)
-    return min(max(when, not_before), not_after)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RenewalPlan:
-    """What the agent knows about the certificate on disk at ``now``."""
-
-    path: str
-    serial: str
-    subject: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-    renew_at: dt.datetime
-    now: dt.datetime
-
-    @property
-    def due(self) -> bool:
-        """Whether the renewal point has passed."""
-        return self.now >= self.renew_at
-
-    @property
-    def expired(self) -> bool:
-        """Whether the certificate has already expired."""
-        return self.now > self.not_after
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict (times RFC 3339 UTC)."""
-        return {
-            "cert": self.path,
-            "serial": self.serial,
-            "subject": self.subject,
-            "not_before": _moment(self.not_before),
-            "not_after": _moment(self.not_after),
-            "renew_at": _moment(self.renew_at),
-            "due": self.due,
-            "expired": self.expired,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RenewalResult:
-    """One renewal: the files written, the new and the previous serial, the new dates, when
-    the new certificate will be renewed, and whether the hook failed (``hook_error``)."""
-
-    cert: str
-    key: str
-    serial: str
-    previous_serial: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-    renew_at: dt.datetime
-    renewed_at: dt.datetime
-    hook_ran: bool = False
-    hook_error: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict (times RFC 3339 UTC)."""
-        return {
-            "cert": self.cert,
-            "key": self.key,
-            "serial": self.serial,
-            "previous_serial": self.previous_serial,
-            "not_before": _moment(self.not_before),
-            "not_after": _moment(self.not_after),
-            "next_renewal": _moment(self.renew_at),
-            "renewed_at": _moment(self.renewed_at),
-            "hook": {"ran": self.hook_ran, "error": self.hook_error},
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Backoff:
-    """Delays between failed attempts: ``initial`` seconds, times ``factor`` per failure, at
-    most ``maximum``, each moved by up to ``jitter`` of itself."""
-
-    initial: float = 5.0
-    factor: float = 2.0
-    maximum: float = 300.0
-    jitter: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.initial <= 0 or self.factor < 1 or self.maximum < self.initial:
-            raise ConfigurationError("backoff needs initial > 0, factor >= 1, maximum >= initial")
-        if not 0 <= self.jitter < 1:
-            raise ConfigurationError("backoff jitter must be in [0, 1)")
-
-    def delay(self, failures: int, draw: float = 0.5) -> float:
-        """Seconds to wait after ``failures`` consecutive failures (1 for the first)."""
-        exponent = min(max(failures - 1, 0), 64)
-        base = min(self.maximum, self.initial * self.factor**exponent)
-        return base * (1 + self.jitter * (2 * draw - 1))
-
-
-def _profile_of(leaf: x509.Certificate) -> Profile:
-    try:
-        usages = set(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    except x509.ExtensionNotFound:
-        return Profile.PEER
-    server = ExtendedKeyUsageOID.SERVER_AUTH in usages
-    client = ExtendedKeyUsageOID.CLIENT_AUTH in usages
-    if server and not client:
-        return Profile.SERVER
-    if client and not server:
-        return Profile.CLIENT
-    return Profile.PEER
-
-
-def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
-    values = name.get_attributes_for_oid(oid)
-    return str(values[0].value) if values else None
-
-
-def reissue(
-    ca: CertificateAuthority,
-    leaf: x509.Certificate,
-    *,
-    now: dt.datetime,
-    lifetime: dt.timedelta | None = None,
-    backdate: dt.timedelta = BACKDATE,
-) -> IssuedCertificate:
-    """A new certificate like ``leaf`` (names, CN, organization, profile, key type) with a new
-    key, valid from ``now - backdate`` for ``lifetime`` after ``now`` (default: the same span
-    from not-before to not-after as ``leaf``)."""
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound as exc:
-        raise RotationError(
-            "the certificate has no subject alternative names; re-issue it with grpcsec issue"
-        ) from exc
-    raw = SubjectAltNames.from_extension(san)
-    names = SubjectAltNames.build(dns=raw.dns, ips=raw.ips, uris=raw.uris, emails=raw.emails)
-    if lifetime is None:
-        start = now - backdate
-        span = leaf.not_valid_after_utc - leaf.not_valid_before_utc
-        validity = Validity(not_before=start, not_after=start + span)
-    else:
-        validity = Validity.lasting(lifetime, now=now, backdate=backdate)
-    public_key = leaf.public_key()
-    key_type = KeyType.ECDSA_P256
-    if isinstance(
-        public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
-    ):
-        key_type = key_type_of(public_key) or KeyType.ECDSA_P256
-    return ca.issue(
-        _profile_of(leaf),
-        names,
-        common_name=_attribute(leaf.subject, NameOID.COMMON_NAME) or "",
-        organization=_attribute(leaf.subject, NameOID.ORGANIZATION_NAME),
-        key_type=key_type,
-        validity=validity,
-        now=now,
-        allow_unsupported_key=key_type is KeyType.ED25519,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +88,7 @@ class ExecHook:
             "GRPCSEC_CERT": result.cert,
             "GRPCSEC_KEY": result.key,
             "GRPCSEC_SERIAL": result.serial,
-            "GRPCSEC_NOT_AFTER": _moment(result.not_after),
+            "GRPCSEC_NOT_AFTER": rfc3339(result.not_after),
         }
         try:
             completed = subprocess.run(  # noqa: S603 (the operator's own command, no shell)
@@ -390,39 +197,17 @@ class Renewer:
 
     # -- renewing -----------------------------------------------------------------------------
     def _check_issuer(self, leaf: x509.Certificate) -> None:
-        issuer = self.ca.certificate
-        signed = leaf.issuer == issuer.subject
-        if signed:
-            try:
-                leaf.verify_directly_issued_by(issuer)
-            except Exception:  # noqa: BLE001 (InvalidSignature, unsupported algorithms)
-                signed = False
-        if not signed and not self.allow_other_issuer:
-            raise RotationError(
-                f"the certificate was issued by '{leaf.issuer.rfc4514_string()}', not by this "
-                f"CA ('{issuer.subject.rfc4514_string()}'); pass allow_other_issuer "
-                "(--new-issuer) to re-issue it under this CA, as in a CA rollover",
-                path=self.cert,
-            )
+        check_issuer(
+            leaf, self.ca.certificate, allow_other_issuer=self.allow_other_issuer, path=self.cert
+        )
 
     def renew(self, now: dt.datetime) -> RenewalResult:
         """Renew now, due or not (an expired certificate only with ``allow_expired``)."""
         leaf = self._leaf()
-        if now > leaf.not_valid_after_utc and not self.allow_expired:
-            ago = format_duration(now - leaf.not_valid_after_utc)
-            raise RotationError(
-                f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ} "
-                f"({ago} ago) and was not renewed in time; renewing an expired certificate is "
-                "refused by default (check the clock and why renewal stopped), then pass "
-                "--allow-expired or re-issue it with grpcsec issue",
-                path=self.cert,
-            )
+        if not self.allow_expired:
+            check_not_expired(leaf, now, path=self.cert)
         self._check_issuer(leaf)
-        # Backdate by a minute (clock skew), but by less when renewals are seconds apart, or
-        # the renewal point of a fresh certificate would already be in the past.
-        span = leaf.not_valid_after_utc - leaf.not_valid_before_utc
-        period = min(self.every or span, self.lifetime or span)
-        backdate = min(BACKDATE, period / 10)
+        backdate = renewal_backdate(leaf, every=self.every, lifetime=self.lifetime)
         issued = reissue(self.ca, leaf, now=now, lifetime=self.lifetime, backdate=backdate)
         write_files(
             [
@@ -448,7 +233,7 @@ class Renewer:
             self.cert,
             result.previous_serial,
             result.serial,
-            _moment(result.not_after),
+            rfc3339(result.not_after),
         )
         if self.hook is not None:
             try:
@@ -499,12 +284,27 @@ class Renewer:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         max_iterations: int | None = None,
+        force_first: bool = False,
+        on_step: Callable[[AgentStep], None] | None = None,
     ) -> None:
-        """Call :meth:`step` until ``stop`` is set (or ``max_iterations`` steps)."""
+        """Call :meth:`step` until ``stop`` is set (or ``max_iterations`` steps). The first step
+        renews even when not due with ``force_first``; ``on_step`` hears what each step did
+        (a renewal, a new failure, the delay), e.g. to print events; it runs on this thread."""
         iterations = 0
         while not stop.is_set():
-            delay = self.step(clock())
+            renewals, error = self.renewals, self.last_error
+            delay = self.step(clock(), force=force_first and iterations == 0)
             iterations += 1
+            if on_step is not None:
+                failed = self.last_error is not None and self.last_error is not error
+                on_step(
+                    AgentStep(
+                        renewed=self.last_result if self.renewals != renewals else None,
+                        error=self.last_error if failed else None,
+                        failures=self.failures,
+                        delay=delay,
+                    )
+                )
             if max_iterations is not None and iterations >= max_iterations:
                 return
             stop.wait(delay)

@@ -1,0 +1,95 @@
+"""``grpcsec init``: a CA, a server certificate and client certificates in one step.
+
+Every file is written in one :func:`~grpcsec.pki.write_files` call (all or nothing; private keys
+0600, the CA key 0400, certificates 0644); the command prints a short summary, or JSON with
+``--json``. No key material is printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from grpcsec import pki
+from grpcsec.cli import app
+from grpcsec.cli._common import errors_to_exit
+from grpcsec.cli._pki import (
+    AllowUnsupportedOption,
+    ForceOption,
+    HostOption,
+    JsonOption,
+    KeyTypeOption,
+    parse_lifetime,
+    report,
+    warn_if_ed25519_ca,
+)
+from grpcsec.errors import ConfigurationError
+from grpcsec.pki import KeyType
+from grpcsec.pki.layout import DEFAULT_CLIENT, DEFAULT_HOSTS, create_starter_pki
+
+__all__ = ["init_command"]
+
+
+@app.command("init")
+def init_command(
+    *,
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "--dir", metavar="DIR", help="Directory to write into (created 0700 if missing)."
+        ),
+    ],
+    hosts: HostOption = None,
+    clients: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--client",
+            metavar="NAME",
+            help="A client identity (DNS name, e-mail, URI or SPIFFE ID); repeatable. The first "
+            "is written to client.crt/client.key, each further one to client-NAME.crt/.key "
+            "(NAME with '/' and ':' turned into '-'). Default: 'client'.",
+        ),
+    ] = None,
+    key_type: KeyTypeOption = KeyType.ECDSA_P256,
+    valid: Annotated[
+        str,
+        typer.Option(
+            "--valid", metavar="DURATION", help="Lifetime of the server and client certificates."
+        ),
+    ] = "90d",
+    allow_unsupported_key: AllowUnsupportedOption = False,
+    force: ForceOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Create a CA, a server certificate and client certificates in one step (all or nothing).
+
+    Writes ca.crt, ca.key (0400), server.crt, server.key and client.crt, client.key (0600) in DIR.
+
+    Server names default to localhost, 127.0.0.1 and ::1.
+    """
+    now = pki.utcnow()
+    with errors_to_exit():
+        lifetime = parse_lifetime(valid, "--valid")
+        try:
+            starter = create_starter_pki(
+                directory,
+                hosts=hosts or DEFAULT_HOSTS,
+                clients=list(clients or [DEFAULT_CLIENT]),
+                key_type=key_type,
+                lifetime=lifetime,
+                now=now,
+                allow_unsupported_key=allow_unsupported_key,
+            )
+        except ConfigurationError as exc:  # only the client names raise it
+            raise ConfigurationError(f"--client {exc.message}") from exc
+        pki.write_files(starter.files, force=force)
+    warn_if_ed25519_ca(starter.ca)
+    report(
+        starter.certificates,
+        starter.files,
+        now=now,
+        json_output=json_output,
+        extra={"directory": str(directory)},
+    )
