@@ -14,7 +14,8 @@ from typing import Any
 
 from grpcsec.errors import ConfigurationError
 from grpcsec.fileio import FileKind, read_file
-from grpcsec.server.config import SecurityConfig, parse_toml
+from grpcsec.server.config import SecurityConfig
+from grpcsec.server.schema import parse_toml
 
 __all__ = ["ServeFlags", "config_from"]
 
