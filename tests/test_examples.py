@@ -42,6 +42,11 @@ KEY_LINES: dict[str, list[str]] = {
         "Hello python (from python-client)",
         "without --server-name: refused (UNAVAILABLE",
     ],
+    "secure_server.py": [
+        "billing: Hello billing, spiffe://example.org/billing",
+        "reports: refused (PERMISSION_DENIED: permission denied)",
+        "allowed 1, denied {'policy_denied': 1}",
+    ],
     "encrypted_key.py": [
         "server.key starts with: -----BEGIN ENCRYPTED " + "PRIVATE KEY-----",
         "without a password: the private key is encrypted and no password was given",

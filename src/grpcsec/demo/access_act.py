@@ -17,22 +17,14 @@ from pathlib import Path
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from grpcsec.authn.key_sources import StaticKeys
-from grpcsec.authn.keys import KeySet
-from grpcsec.authn.requirement import RequireBearerToken
 from grpcsec.authn.tokens import mint_token, public_jwks
-from grpcsec.authn.verifier import JWTVerifier
-from grpcsec.authz import Authorizer
-from grpcsec.authz.check import AuthorizeCheck
 from grpcsec.clock import SYSTEM_CLOCK, Clock
-from grpcsec.credentials import ServerTLS, channel_credentials
-from grpcsec.demo.greeter import say_hello
+from grpcsec.credentials import channel_credentials
+from grpcsec.demo.greeter import add_greeter, say_hello
 from grpcsec.demo.rows import DemoRow, short_reason
-from grpcsec.demo.service import ServeConfig, start_sync
-from grpcsec.interceptors import Guard
 from grpcsec.material import KeyPair
-from grpcsec.pki import CertificateAuthority
-from grpcsec.target import Target
+from grpcsec.pki import CERT_MODE, KEY_MODE, CertificateAuthority, PendingFile, write_files
+from grpcsec.server import SecurityConfig, secure_server
 
 __all__ = ["AccessPeers", "run_access_acts"]
 
@@ -109,8 +101,7 @@ def run_access_acts(
     """Run both acts against one guarded server and return their rows (see the module).
     ``clock`` dates the tokens and is what the server's verifier checks them against."""
     signing_key = ec.generate_private_key(ec.SECP256R1())
-    keys = KeySet.from_jwks(public_jwks([(signing_key, None)]))  # kid = the key's thumbprint
-    verifier = JWTVerifier(StaticKeys(keys), audience=_AUDIENCE, issuer=_ISSUER, clock=clock)
+    (workdir / "jwks.json").write_text(json.dumps(public_jwks([(signing_key, None)])))
 
     def token(**overrides: object) -> str:
         settings: dict[str, object] = {
@@ -124,14 +115,32 @@ def run_access_acts(
 
     policy_file = workdir / "policy.json"
     policy_file.write_text(_policy(peers.client_id))
-    authorizer = Authorizer.from_file(policy_file, reload_interval=_RELOAD_SECONDS)
-    guard = Guard(RequireBearerToken(verifier), AuthorizeCheck(authorizer))
-    tls = ServerTLS.create(peers.server, client_ca=ca)
-    config = ServeConfig(
-        listen=Target("127.0.0.1", 0), tls=tls, interceptors=(guard.server_interceptor(),)
+    write_files(
+        [
+            PendingFile(workdir / "access-server.crt", peers.server.chain_pem, CERT_MODE),
+            PendingFile(workdir / "access-server.key", peers.server.key_pem, KEY_MODE),
+            PendingFile(workdir / "access-ca.crt", ca.certificate_pem(), CERT_MODE),
+        ],
+        force=True,
     )
-    running = start_sync(config)
-    target = str(running.address)
+    # The demo is a user of grpcsec.server like any other: one configuration, one call.
+    config = SecurityConfig.from_mapping(
+        {
+            "listen": "127.0.0.1:0",
+            "tls": {
+                "cert": "access-server.crt",
+                "key": "access-server.key",
+                "client_ca": "access-ca.crt",
+            },
+            "authn": {"jwks": "jwks.json", "audiences": [_AUDIENCE], "issuers": [_ISSUER]},
+            "authz": {"policy": "policy.json", "reload_interval": _RELOAD_SECONDS},
+        },
+        base=workdir,
+    )
+    running = secure_server(config, clock=clock)
+    add_greeter(running.server)
+    running.start()
+    target = str(running.addresses[0])
     rows: list[DemoRow] = []
     try:
         good = token()
@@ -179,5 +188,4 @@ def run_access_acts(
         ]
     finally:
         running.stop(grace=2.0)
-        authorizer.close()
     return tuple(rows)

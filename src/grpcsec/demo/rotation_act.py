@@ -21,12 +21,12 @@ from pathlib import Path
 import grpc
 
 from grpcsec.credentials import channel_credentials
-from grpcsec.demo.greeter import say_hello
-from grpcsec.demo.service import ServeConfig, start_sync
+from grpcsec.demo.greeter import add_greeter, say_hello
 from grpcsec.material import KeyPair
 from grpcsec.monitor.probe import ProbeOptions, Prober
 from grpcsec.pki import CertificateAuthority, Profile, SubjectAltNames, Validity, utcnow
-from grpcsec.rotation import ReloadingServerTLS, Renewer
+from grpcsec.rotation import Renewer
+from grpcsec.server import SecurityConfig, secure_server
 from grpcsec.target import Target
 
 __all__ = ["RotationReport", "run_rotation_act"]
@@ -131,25 +131,34 @@ def run_rotation_act(
     lifetime = Validity.lasting(dt.timedelta(hours=1), now=now)
     ca.issue(Profile.SERVER, names, validity=lifetime, now=now).write(cert, key)
     client_ca.write_bytes(ca.certificate_pem())
-    tls = ReloadingServerTLS.from_files(cert, key, client_ca=client_ca, interval=0.2)
+    config = SecurityConfig.from_mapping(
+        {
+            "listen": "127.0.0.1:0",
+            "tls": {
+                "cert": str(cert),
+                "key": str(key),
+                "client_ca": str(client_ca),
+                "reload_interval": 0.2,
+            },
+        }
+    )
     renewer = Renewer(ca, cert, key)
     prober = Prober(ProbeOptions(timeout=_CALL_TIMEOUT))
-    serials = [tls.serial]
-    with tls:
-        running = start_sync(ServeConfig(listen=Target("127.0.0.1", 0), tls=tls))
-        try:
-            target = running.address
-            with _Caller(
-                str(target), lambda: channel_credentials(ca=ca, identity=client)
-            ) as caller:
-                for _ in range(swaps):
-                    result = renewer.renew(utcnow())
-                    tls.reload()
-                    if _wait_served(prober, target, result.serial):
-                        serials.append(result.serial)
-                    time.sleep(0.1)  # let calls run on the new certificate
-        finally:
-            running.stop(grace=2.0)
+    running = secure_server(config)  # the demo serves through grpcsec.server like any user
+    add_greeter(running.server)
+    running.start()
+    serials = [running.status()["tls"]["serial"]]
+    try:
+        target = running.addresses[0]
+        with _Caller(str(target), lambda: channel_credentials(ca=ca, identity=client)) as caller:
+            for _ in range(swaps):
+                result = renewer.renew(utcnow())
+                running.reload()
+                if _wait_served(prober, target, result.serial):
+                    serials.append(result.serial)
+                time.sleep(0.1)  # let calls run on the new certificate
+    finally:
+        running.stop(grace=2.0)
     return RotationReport(
         swaps=swaps,
         serials=tuple(serials),

@@ -16,6 +16,7 @@ are idempotent.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Sequence
@@ -101,9 +102,9 @@ class ServerCore:
         self._lock = threading.Lock()
         self._running = False
         self.tls = _tls_source(config, clock, key_password)
-        checks: list[Any] = list(
-            config.authn.checks(mutual=config.tls is not None and config.tls.mutual)
-        )
+        mutual = config.tls is not None and config.tls.mutual
+        authn = dataclasses.replace(config.authn, clock=clock)  # tokens judged on our clock
+        checks: list[Any] = list(authn.checks(mutual=mutual))
         self.key_sources = [c.verifier.keys for c in checks if isinstance(c, RequireBearerToken)]
         if config.metrics is not None:
             self.metrics = ServiceMetrics(CollectorRegistry())
