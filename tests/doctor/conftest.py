@@ -36,7 +36,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2
 
 from grpcsec.credentials import ServerTLS
-from grpcsec.demo.service import RunningServer, ServeConfig, start_sync
 from grpcsec.doctor import DoctorReport, DoctorRequest, Status, diagnose
 from grpcsec.material import KeyPair, TrustBundle
 from grpcsec.pki import (
@@ -56,6 +55,7 @@ from grpcsec.pki import (
     write_files,
 )
 from grpcsec.target import Target
+from tests.servers import RunningServer, ServeConfig, start_sync
 
 REPO = Path(__file__).resolve().parents[2]
 GO_SERVER = REPO / "interop" / "build" / "bin" / "greeter-server"

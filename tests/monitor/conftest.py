@@ -33,7 +33,6 @@ import pytest
 from cryptography import x509
 
 from grpcsec.credentials import ServerTLS
-from grpcsec.demo.service import ServeConfig, start_sync
 from grpcsec.pki import (
     CertificateAuthority,
     IssuedCertificate,
@@ -43,6 +42,7 @@ from grpcsec.pki import (
     certificates_pem,
 )
 from grpcsec.target import Target
+from tests.servers import ServeConfig, start_sync
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)

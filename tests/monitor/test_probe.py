@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from grpcsec.demo.service import ServeConfig, start_sync
 from grpcsec.errors import ConfigurationError
 from grpcsec.monitor import (
     CheckExit,
@@ -37,6 +36,7 @@ from tests.monitor.conftest import (
     tls_server,
     write,
 )
+from tests.servers import ServeConfig, start_sync
 
 pytestmark = pytest.mark.slow
 

@@ -260,8 +260,8 @@ def test_serve_config_serves_a_reloading_server_tls_and_its_swaps(
     """What ``grpcsec serve`` needs: ServeConfig.tls takes the rotating object as it is (the
     Greeter names the verified caller), and a swap reaches new connections."""
     from grpcsec.demo.greeter import say_hello  # noqa: PLC0415 (tests may use the demo)
-    from grpcsec.demo.service import ServeConfig, start_sync  # noqa: PLC0415
     from grpcsec.target import Target  # noqa: PLC0415
+    from tests.servers import ServeConfig, start_sync  # noqa: PLC0415
 
     certs = make_dir(Layout.DATA_SYMLINK)
     certs.write(server_leaf(rot_pki.ca), ca=bundle(rot_pki.ca))

@@ -1,4 +1,8 @@
-"""The ``grpcsec serve`` server: Greeter, health and reflection on one port, sync or asyncio.
+"""Test servers built from credential *objects* (Greeter, health, reflection; sync or asyncio).
+
+Before ``grpcsec.server`` this module served ``grpcsec serve``; now the CLI, the demo and users
+build servers from a :class:`~grpcsec.server.SecurityConfig`, and the tests that need a server
+around an in-memory ``ServerTLS`` or a ``ReloadingServerTLS`` object use this one.
 
 :class:`ServeConfig` is the parsed configuration; :func:`start_sync` and :func:`start_aio` build,
 bind and start the server and return a handle with the real bound address (port 0 picks a free
@@ -102,7 +106,7 @@ def _port_in_use(target: Target) -> bool:
     return False
 
 
-def _bind(server: Any, config: ServeConfig) -> Target:  # noqa: ANN401 (grpc servers are untyped)
+def _bind(server: Any, config: ServeConfig) -> Target:
     address = str(config.listen)
     try:
         if config.tls is None:
