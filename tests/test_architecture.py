@@ -41,6 +41,13 @@ GRPC_FREE = [
     *modules("lazy.py"),
     *modules("call.py"),
     *modules("clock.py"),
+    *modules("denial.py"),
+    *modules("fileio.py"),
+    *modules("watch.py"),
+    *modules("watch"),
+    *modules("server", "config.py"),
+    *modules("server", "schema.py"),
+    *modules("server", "app.py"),
 ]
 
 
@@ -116,6 +123,8 @@ def test_the_grpc_free_packages_load_no_grpc_module() -> None:
     """``import grpcsec``, ``grpcsec.pki``, ``grpcsec.authn`` and ``grpcsec.authz`` start no
     grpc core (their grpc-using names are lazy); the control shows the probe sees grpc."""
     assert loaded_grpc_modules("grpcsec", "grpcsec.pki", "grpcsec.authn", "grpcsec.authz") == []
+    # the configuration side of the server too: a config can be checked without grpc
+    assert loaded_grpc_modules("grpcsec.server", "grpcsec.server.schema", "grpcsec.denial") == []
     assert "grpc" in loaded_grpc_modules("grpcsec.authn.client")  # the negative control
 
 

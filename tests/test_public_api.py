@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpcsec
 
 EXPECTED = [
+    "AioSecureServer",
     "CertificateAuthority",
     "CertificateInfo",
     "ChannelTLS",
@@ -21,6 +22,8 @@ EXPECTED = [
     "Peer",
     "Profile",
     "Role",
+    "SecureServer",
+    "SecurityConfig",
     "ServerTLS",
     "SubjectAltNames",
     "TransportSecurity",
@@ -29,9 +32,11 @@ EXPECTED = [
     "VerificationError",
     "VerifyReason",
     "__version__",
+    "aio_secure_server",
     "channel_credentials",
     "load_key_pair",
     "peer",
+    "secure_server",
     "server_credentials",
     "verify_certificate",
 ]

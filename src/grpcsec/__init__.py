@@ -36,6 +36,13 @@ if TYPE_CHECKING:
     )
     from grpcsec.identity import Peer, TransportSecurity, peer
     from grpcsec.material import KeyPair, TrustBundle, load_key_pair
+    from grpcsec.server import (
+        AioSecureServer,
+        SecureServer,
+        SecurityConfig,
+        aio_secure_server,
+        secure_server,
+    )
 
 # Names whose modules import grpc are loaded on first use, so ``import grpcsec`` (and the pki
 # tools) do not start grpc core, and the CLI can set GRPC_VERBOSITY before it does.
@@ -50,6 +57,11 @@ _LAZY = {
     "KeyPair": "grpcsec.material",
     "TrustBundle": "grpcsec.material",
     "load_key_pair": "grpcsec.material",
+    "SecurityConfig": "grpcsec.server",
+    "SecureServer": "grpcsec.server",
+    "AioSecureServer": "grpcsec.server",
+    "secure_server": "grpcsec.server",
+    "aio_secure_server": "grpcsec.server",
 }
 
 
@@ -67,6 +79,7 @@ def __getattr__(name: str) -> object:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AioSecureServer",
     "CertificateAuthority",
     "CertificateInfo",
     "ChannelTLS",
@@ -82,6 +95,8 @@ __all__ = [
     "Peer",
     "Profile",
     "Role",
+    "SecureServer",
+    "SecurityConfig",
     "ServerTLS",
     "SubjectAltNames",
     "TransportSecurity",
@@ -90,9 +105,11 @@ __all__ = [
     "VerificationError",
     "VerifyReason",
     "__version__",
+    "aio_secure_server",
     "channel_credentials",
     "load_key_pair",
     "peer",
+    "secure_server",
     "server_credentials",
     "verify_certificate",
 ]
