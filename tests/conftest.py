@@ -174,21 +174,29 @@ FRESH_CONNECTION = (("grpc.use_local_subchannel_pool", 1),)
 
 
 def whoami(
-    target: str, credentials: Any, *, options: Sequence[tuple[str, Any]] = ()
+    target: str,
+    credentials: Any,
+    *,
+    options: Sequence[tuple[str, Any]] = (),
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """The peer JSON the server saw, over a fresh channel and connection (raises RpcError)."""
     with grpc.secure_channel(target, credentials, options=[*FRESH_CONNECTION, *options]) as ch:
-        reply = ch.unary_unary(WHOAMI)(b"", timeout=TIMEOUT)
+        reply = ch.unary_unary(WHOAMI)(b"", timeout=TIMEOUT, metadata=tuple(metadata) or None)
     result: dict[str, Any] = json.loads(reply)
     return result
 
 
 def call_error(
-    target: str, credentials: Any, *, options: Sequence[tuple[str, Any]] = ()
+    target: str,
+    credentials: Any,
+    *,
+    options: Sequence[tuple[str, Any]] = (),
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> grpc.RpcError:
     """The error of a call that must fail; fails the test if the call succeeds."""
     try:
-        seen = whoami(target, credentials, options=options)
+        seen = whoami(target, credentials, options=options, metadata=metadata)
     except grpc.RpcError as exc:
         return exc
     pytest.fail(f"the call succeeded but must fail; the server saw {seen}")

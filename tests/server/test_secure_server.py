@@ -22,8 +22,10 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from grpcsec.authn.tokens import mint_token, public_jwks
 from grpcsec.demo.greeter import add_greeter
 from grpcsec.errors import ConfigurationError, GrpcsecError
 from grpcsec.pki import CertificateAuthority, IssuedCertificate
@@ -361,3 +363,44 @@ def test_ports_come_from_the_configuration_only(files: Files) -> None:
         assert isinstance(secure.server, grpc.Server)
     finally:
         secure.stop(0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sync", "aio"])
+def test_bearer_tokens_from_a_jwks_file_and_their_keys_in_status(files: Files, kind: str) -> None:
+    """``[authn] jwks`` requires a token on every call (health exempt); the status document
+    names the key ids it verifies with. Controls: no token, a token signed by another key,
+    a token for another audience."""
+    signing = ec.generate_private_key(ec.SECP256R1())
+    stranger_key = ec.generate_private_key(ec.SECP256R1())
+    (files.dir / "jwks.json").write_text(json.dumps(public_jwks([(signing, "k1")])))
+    config = SecurityConfig.from_mapping(
+        {
+            "listen": "127.0.0.1:0",
+            "tls": {"cert": "server.crt", "key": "server.key", "client_ca": "ca.crt"},
+            "authn": {"jwks": "jwks.json", "audiences": ["shop"], "issuers": ["https://idp"]},
+            "metrics": {"listen": "127.0.0.1:0"},
+        },
+        base=files.dir,
+    )
+    pki = files.pki
+
+    def token(key: Any = signing, audience: str = "shop") -> tuple[tuple[str, str], ...]:
+        minted = mint_token(key, issuer="https://idp", audience=audience, subject="u", kid="k1")
+        return (("authorization", f"Bearer {minted}"),)
+
+    with run(config, kind) as running:
+        credentials = creds(pki, pki.client)
+        assert whoami(running.target, credentials, metadata=token())["common_name"] == "client-1"
+        for metadata in ((), token(stranger_key), token(audience="elsewhere")):
+            error = call_error(running.target, credentials, metadata=metadata)
+            assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+            assert error.details() == "authentication failed"
+        status = running.status()
+        assert status["jwks"][0]["kids"] == ["k1"]
+        assert status["calls"]["allowed"] == 1
+        assert status["calls"]["denied"]["unauthenticated"] == {
+            "missing_token": 1,
+            "invalid_signature": 1,
+            "invalid_audience": 1,
+        }
