@@ -58,24 +58,29 @@ def _tls_source(
     tls = config.tls
     if tls is None:
         return None
-    if tls.reload and key_password is None:
-        return ReloadingServerTLS.from_files(
-            tls.cert,
-            tls.key,
-            client_ca=tls.client_ca,
-            next_ca=tls.next_ca,
-            interval=tls.reload_interval,
-            allow_weak_keys=tls.allow_weak_keys,
-            clock=clock,
-        )
-    if tls.reload:
-        log.warning("the key is encrypted: certificate files are not watched for rotation")
+    # Checked once the same way for both modes (clearest messages, and a server without reload
+    # refuses exactly what the watcher would refuse).
     identity = load_key_pair(tls.cert, tls.key, password=key_password)
     if identity is None:  # not reachable: both paths are given
         raise ConfigurationError("tls.cert and tls.key are both required")
-    # The watcher's own date check, so a server without reload refuses what rotation would.
     check_dates(identity.chain, clock.now(), source=str(tls.cert))
-    return ServerTLS.create(identity, client_ca=tls.client_ca, allow_weak_keys=tls.allow_weak_keys)
+    static = ServerTLS.create(
+        identity, client_ca=tls.client_ca, allow_weak_keys=tls.allow_weak_keys
+    )
+    if not tls.reload:
+        return static
+    if key_password is not None:
+        log.warning("the key is encrypted: certificate files are not watched for rotation")
+        return static
+    return ReloadingServerTLS.from_files(
+        tls.cert,
+        tls.key,
+        client_ca=tls.client_ca,
+        next_ca=tls.next_ca,
+        interval=tls.reload_interval,
+        allow_weak_keys=tls.allow_weak_keys,
+        clock=clock,
+    )
 
 
 class ServerCore:
@@ -171,7 +176,8 @@ class ServerCore:
             if isinstance(self.tls, ServerTLS):
                 self.metrics.observe_serving_certificate(self.tls.identity.leaf)
             self._pump.start()
-            log.info("metrics on http://%s/metrics, status on /status", self._exporter.address)
+            log.info("metrics on http://%s/metrics", self._exporter.address)
+            log.info("status on http://%s/status", self._exporter.address)
 
     @property
     def metrics_address(self) -> Target | None:
