@@ -88,6 +88,7 @@ class FileKind(enum.Enum):
     JWKS = ("JWKS file", 1 * _MIB)
     TOKEN = ("token file", 64 * _KIB)
     CONFIG = ("configuration file", 1 * _MIB)
+    CRL = ("certificate revocation list", 64 * _MIB)
 
     def __init__(self, noun: str, max_bytes: int) -> None:
         self.noun = noun
