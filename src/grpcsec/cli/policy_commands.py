@@ -20,6 +20,7 @@ import typer
 
 from grpcsec import pki
 from grpcsec.authz import Engine, Policy, Request, load_policy
+from grpcsec.authz.nearest import NearestRule, nearest_allow_rule
 from grpcsec.authz.policy_json import error_reason
 from grpcsec.authz.request import MetadataValue, peer_principals, principal_source
 from grpcsec.cli import app
@@ -150,7 +151,12 @@ def _claims(text: str | None) -> Mapping[str, Any] | None:
     return value
 
 
-def _print_decision(engine: Engine, request: Request, decision_json: Mapping[str, object]) -> None:
+def _print_decision(
+    engine: Engine,
+    request: Request,
+    decision_json: Mapping[str, object],
+    nearest: NearestRule | None,
+) -> None:
     allowed = decision_json["decision"] == "allow"
     verdict = "[bold green]ALLOW[/]" if allowed else "[bold red]DENY[/]"
     console.print(f"{verdict} {escape(request.method)}", markup=True)
@@ -158,6 +164,14 @@ def _print_decision(engine: Engine, request: Request, decision_json: Mapping[str
     rule = decision_json["matched_rule"]
     if rule is None:
         console.print("  matched rule  - (no allow rule matched: denied by default)")
+        if nearest is not None:
+            console.print(
+                f"  nearest rule  {escape(nearest.name)} ({escape(nearest.location)}), which "
+                f"failed on:",
+                markup=True,
+            )
+            for failure in nearest.failed:
+                console.print(f"                {escape(failure.describe())}", markup=True)
     else:
         kind = "allow rule" if allowed else "deny rule"
         console.print(f"  matched rule  {escape(str(rule))} ({kind})", markup=True)
@@ -217,7 +231,9 @@ def eval_command(
 ) -> None:
     """Explain the decision for one RPC (exit 0 allow, 1 deny, 2 invalid policy or input).
 
-    Audit loggers are not run. With --json: {"decision", "matched_rule", "policy_name"}.
+    A default deny names the allow rule that came nearest and each condition it failed (what it
+    wanted, what the call had). Audit loggers are not run. With --json: {"decision",
+    "matched_rule", "policy_name", "nearest_allow_rule"}.
     """
     with errors_to_exit():
         if not method.startswith("/"):
@@ -232,9 +248,14 @@ def eval_command(
         )
         engine = Engine(load_policy(file, extensions=not portable))
     decision = engine.evaluate(request)
+    nearest = None
+    if not decision.allowed and decision.matched_rule is None:
+        nearest = nearest_allow_rule(engine.policy, request)
     if json_output:
-        print_json(decision.to_json())
+        print_json(
+            {**decision.to_json(), "nearest_allow_rule": nearest.to_json() if nearest else None}
+        )
     else:
-        _print_decision(engine, request, decision.to_json())
+        _print_decision(engine, request, decision.to_json(), nearest)
     if not decision.allowed:
         raise typer.Exit(EXIT_FAILED)
