@@ -69,7 +69,27 @@ TLS = "Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007
     ],
 )
 def test_known_texts(details: str, diagnosis: str) -> None:
-    assert explain_failure("UNAVAILABLE", details).diagnosis == diagnosis
+    sent = CallContext(tls=True, client_cert_sent=True)
+    assert explain_failure("UNAVAILABLE", details, sent).diagnosis == diagnosis
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        NEW + TLS + "TLSV1_ALERT_UNKNOWN_CA: OK",
+        (
+            "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:5: "
+            "Unwrap failed (TSI_DATA_CORRUPTED)"
+        ),
+    ],
+)
+def test_a_refusal_after_the_handshake_without_a_certificate_sent_is_a_missing_one(
+    details: str,
+) -> None:
+    """grpc-go and Node refuse a missing client certificate the way they refuse a bad one; the
+    client knows whether it sent one (issue 16: 'call' used to blame the certificate)."""
+    none_sent = CallContext(tls=True, client_cert_sent=False)
+    assert explain_failure("UNAVAILABLE", details, none_sent).diagnosis == "client_cert_required"
 
 
 @pytest.mark.parametrize(

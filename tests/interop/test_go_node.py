@@ -268,4 +268,8 @@ def test_grpcsec_call_reaches_go_server(go_server: GreeterServer, pki: Pki) -> N
     assert refused_call.returncode == 1, refused_call
     verdict = json.loads(refused_call.stdout)
     assert verdict["code"] == "UNAVAILABLE"
-    assert verdict["diagnosis"] in {"client_cert_required", "client_cert_rejected"}
+    assert verdict["diagnosis"] == "client_cert_required"  # no certificate was sent
+    plain = subprocess.run(argv, capture_output=True, text=True, timeout=CALL_TIMEOUT, check=False)
+    lines = plain.stderr.splitlines()
+    assert len(lines) == 1, plain.stderr  # grpc core's own log lines do not come first
+    assert lines[0].startswith("error: UNAVAILABLE (client_cert_required)")

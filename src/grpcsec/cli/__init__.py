@@ -18,7 +18,12 @@ __all__ = ["app", "main"]
 # grpc core prints an info line for every failed handshake; the CLI reports failures itself, so
 # core logging is limited to errors unless the user chose a verbosity. Core reads this when grpc
 # is first imported, which happens below (the command modules), so it is set first.
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# Commands that explain a failed connection themselves (call, doctor, check) silence core
+# entirely, so its "E1205 ... SSLV3_ALERT_BAD_CERTIFICATE" lines never come before (or instead
+# of) grpcsec's one-line explanation.
+_EXPLAINING_COMMANDS = frozenset({"call", "doctor", "check"})
+_command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+os.environ.setdefault("GRPC_VERBOSITY", "NONE" if _command in _EXPLAINING_COMMANDS else "ERROR")
 
 app = typer.Typer(
     name="grpcsec",

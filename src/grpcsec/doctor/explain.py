@@ -228,6 +228,13 @@ _STATUS_RULES: dict[str, Explanation] = {
 }
 
 
+_CERT_REQUIRED = Explanation(
+    diagnosis="client_cert_required",
+    meaning="the server requires a client certificate (mTLS) and none was sent",
+    fix="pass --cert and --key with a client certificate from the CA the server trusts",
+)
+
+
 def _closed_in_handshake(ctx: CallContext) -> Explanation:
     """``Socket closed``: grpcio servers send no alert when they refuse a client, so what the
     client sent decides the most likely reading."""
@@ -242,7 +249,7 @@ def _closed_in_handshake(ctx: CallContext) -> Explanation:
             diagnosis="client_cert_required",
             meaning="the server closed the connection during the handshake; it most likely "
             "requires a client certificate (mTLS) and none was sent",
-            fix="pass --cert and --key with a client certificate from the CA the server trusts",
+            fix=_CERT_REQUIRED.fix,
         )
     return Explanation(
         diagnosis="client_cert_rejected",
@@ -251,6 +258,17 @@ def _closed_in_handshake(ctx: CallContext) -> Explanation:
         fix="check the client certificate with grpcsec verify CERT --ca SERVER_CLIENT_CA "
         "--role client",
     )
+
+
+def _plain_rule(details: str, ctx: CallContext) -> Explanation | None:
+    for needles, explanation in _PLAIN_RULES:
+        if any(needle in details for needle in needles):
+            if explanation.diagnosis == "client_cert_rejected" and not ctx.client_cert_sent:
+                # grpc-go and Node answer a missing certificate with an alert after the TLS 1.3
+                # handshake, as they do a bad one; what the client sent decides which it was.
+                return _CERT_REQUIRED
+            return explanation
+    return None
 
 
 def explain_failure(code: str, details: str, context: CallContext | None = None) -> Explanation:
@@ -263,9 +281,9 @@ def explain_failure(code: str, details: str, context: CallContext | None = None)
     alert = _handshake_alert(details, ctx)
     if alert is not None:
         return alert
-    for needles, explanation in _PLAIN_RULES:
-        if any(needle in details for needle in needles):
-            return explanation
+    plain = _plain_rule(details, ctx)
+    if plain is not None:
+        return plain
     if "Socket closed" in details or "Connection reset" in details:
         return _closed_in_handshake(ctx)
     if code in _STATUS_RULES:
