@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from grpcsec.cli._help import HelpGroup
+
 __all__ = ["app", "main"]
 
 # grpc core prints an info line for every failed handshake; the CLI reports failures itself, so
@@ -27,6 +29,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE" if _command in _EXPLAINING_COMMAN
 
 app = typer.Typer(
     name="grpcsec",
+    cls=HelpGroup,
     help="Secure gRPC services: certificates, TLS/mTLS credentials, identity and diagnostics.",
     no_args_is_help=True,
     add_completion=False,
