@@ -18,11 +18,14 @@ The peer never sees a reason: it gets the status code and a generic text. No grp
 from __future__ import annotations
 
 import enum
+import threading
+from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from grpcsec.errors import AuthenticationError, AuthorizationError
 
-__all__ = ["Denial", "DenialCode", "DenialReason", "denial_of"]
+__all__ = ["AuthStats", "Denial", "DenialCode", "DenialReason", "denial_of"]
 
 
 class DenialCode(enum.Enum):
@@ -134,3 +137,52 @@ def denial_of(error: BaseException, method: str) -> Denial:
     else:
         reason, message = DenialReason.parse(getattr(error, "reason", None), code), str(error)
     return Denial(code=code, reason=reason, method=method, message=message)
+
+
+class AuthStats:
+    """Counters of one :class:`~grpcsec.interceptors.Guard`, safe across threads: allowed
+    calls, and denials by code and :class:`DenialReason` (``unauthenticated["expired"]``).
+    :meth:`snapshot` is JSON-ready."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.allowed = 0
+        self.unauthenticated: Counter[str] = Counter()
+        self.permission_denied: Counter[str] = Counter()
+        self.internal = 0
+
+    def record_allowed(self) -> None:
+        """One call passed every check."""
+        with self._lock:
+            self.allowed += 1
+
+    def record_denial(self, denial: Denial) -> None:
+        """One call was refused."""
+        with self._lock:
+            if denial.code is DenialCode.UNAUTHENTICATED:
+                self.unauthenticated[denial.reason.value] += 1
+            elif denial.code is DenialCode.PERMISSION_DENIED:
+                self.permission_denied[denial.reason.value] += 1
+            else:
+                self.internal += 1
+
+    @property
+    def failures(self) -> int:
+        """Every refused call."""
+        with self._lock:
+            return (
+                sum(self.unauthenticated.values())
+                + sum(self.permission_denied.values())
+                + self.internal
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"allowed": n, "unauthenticated": {reason: n}, "permission_denied": {...},
+        "internal": n}``."""
+        with self._lock:
+            return {
+                "allowed": self.allowed,
+                "unauthenticated": dict(self.unauthenticated),
+                "permission_denied": dict(self.permission_denied),
+                "internal": self.internal,
+            }

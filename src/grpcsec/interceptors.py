@@ -36,15 +36,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import threading
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeAlias
 
 import grpc
 
 from grpcsec.call import AsyncCheck, CallInfo, Check
-from grpcsec.denial import Denial, DenialCode, denial_of
-from grpcsec.identity import Peer, peer
+from grpcsec.denial import AuthStats, DenialCode, denial_of
+from grpcsec.guarded import GuardedContext, PeerSource, call_info, claims
+from grpcsec.identity import Peer
 from grpcsec.text import get_logger
 
 __all__ = [
@@ -79,141 +79,7 @@ _STATUS = {
 _PEER_HAS_CLAIMS = any(f.name == "claims" for f in dataclasses.fields(Peer))
 
 
-class AuthStats:
-    """Counters of one :class:`Guard`, safe across threads: allowed calls, and denials by
-    code and :class:`~grpcsec.denial.DenialReason` (``unauthenticated["expired"]``).
-    :meth:`snapshot` is JSON-ready."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.allowed = 0
-        self.unauthenticated: Counter[str] = Counter()
-        self.permission_denied: Counter[str] = Counter()
-        self.internal = 0
-
-    def record_allowed(self) -> None:
-        """One call passed every check."""
-        with self._lock:
-            self.allowed += 1
-
-    def record_denial(self, denial: Denial) -> None:
-        """One call was refused."""
-        with self._lock:
-            if denial.code is DenialCode.UNAUTHENTICATED:
-                self.unauthenticated[denial.reason.value] += 1
-            elif denial.code is DenialCode.PERMISSION_DENIED:
-                self.permission_denied[denial.reason.value] += 1
-            else:
-                self.internal += 1
-
-    @property
-    def failures(self) -> int:
-        """Every refused call."""
-        with self._lock:
-            return (
-                sum(self.unauthenticated.values())
-                + sum(self.permission_denied.values())
-                + self.internal
-            )
-
-    def snapshot(self) -> dict[str, Any]:
-        """``{"allowed": n, "unauthenticated": {reason: n}, "permission_denied": {...},
-        "internal": n}``."""
-        with self._lock:
-            return {
-                "allowed": self.allowed,
-                "unauthenticated": dict(self.unauthenticated),
-                "permission_denied": dict(self.permission_denied),
-                "internal": self.internal,
-            }
-
-
-class _Context:
-    """The handler's view of its ``ServicerContext``: the real one, plus the checks' result.
-
-    Attribute access falls through to the real context, so ``abort``, ``set_code``,
-    ``invocation_metadata``, aio ``read``/``write`` and the rest behave exactly as without
-    grpcsec. ``grpcsec_call`` is the :class:`CallInfo` the checks produced and ``grpcsec_peer``
-    the :class:`Peer` (with the token claims once :class:`Peer` has a ``claims`` field).
-    """
-
-    __slots__ = ("_grpcsec_context", "grpcsec_call")
-
-    def __init__(self, context: Grpc, call: CallInfo) -> None:
-        self._grpcsec_context = context
-        self.grpcsec_call = call
-
-    def __getattr__(self, name: str) -> Grpc:
-        return getattr(self._grpcsec_context, name)
-
-    @property
-    def grpcsec_peer(self) -> Peer:
-        """The caller, as the checks saw it."""
-        call = self.grpcsec_call
-        if call.claims is None or not _PEER_HAS_CLAIMS:
-            return call.peer
-        return dataclasses.replace(call.peer, claims=call.claims)  # type: ignore[call-arg, unused-ignore]
-
-    def auth_context(self) -> Mapping[str, Sequence[bytes]]:
-        """The real context's auth context."""
-        result: Mapping[str, Sequence[bytes]] = self._grpcsec_context.auth_context()
-        return result
-
-    def peer(self) -> str:
-        """The real context's peer address."""
-        return str(self._grpcsec_context.peer())
-
-    def __repr__(self) -> str:
-        return f"<grpcsec context for {self.grpcsec_call.method}>"
-
-
-def call_info(context: object) -> CallInfo | None:
-    """The :class:`CallInfo` the guard's checks produced for this call, from the handler's
-    ``context`` (``None`` when no guard with checks wrapped the handler)."""
-    return context.grpcsec_call if isinstance(context, _Context) else None
-
-
-def claims(context: object) -> Mapping[str, Any] | None:
-    """The verified bearer token's claims for this call (``None`` without a token check)."""
-    call = call_info(context)
-    return call.claims if call is not None else None
-
-
 _Failure = tuple[grpc.StatusCode, str, str]
-
-
-class _PeerSource:
-    """Builds the call's :class:`Peer` on first use, only while the call runs.
-
-    grpcio's contexts must not be asked for their auth context once the RPC is over (a finished
-    ``grpc.aio`` call crashes the process), so the source lets go of the context when the call
-    terminates; a :class:`CallInfo` kept past its call then raises instead of crashing.
-    """
-
-    __slots__ = ("_context", "_peer")
-
-    def __init__(self, context: Grpc) -> None:
-        self._context = context
-        self._peer: Peer | None = None
-
-    def __call__(self) -> Peer:
-        found = self._peer
-        if found is None:
-            context = self._context
-            if context is None:
-                raise RuntimeError(
-                    "the peer of a finished call was never read; read call.peer during the call"
-                )
-            found = self._peer = peer(context)
-        return found
-
-    @property
-    def built(self) -> bool:
-        return self._peer is not None
-
-    def release(self, *_unused: object) -> None:
-        """Forget the context (grpcio calls this on termination, with or without arguments)."""
-        self._context = None
 
 
 class Guard:
@@ -263,11 +129,11 @@ class Guard:
     def run(self, method: str, metadata: Grpc, context: Grpc) -> CallInfo:
         """Run every check for one call (synchronously); raises what a check raises. The
         result's ``peer`` can be read while ``context``'s call is running."""
-        source = _PeerSource(context)
+        source = PeerSource(context)
         return self._run(CallInfo(method=method, metadata=metadata or (), peer_source=source))
 
     @staticmethod
-    def _keep_peer_for_the_call(source: _PeerSource, context: Grpc, *, aio: bool) -> None:
+    def _keep_peer_for_the_call(source: PeerSource, context: Grpc, *, aio: bool) -> None:
         """grpc.aio: let the peer source go when the call ends. (A sync server's context stays
         valid as long as something holds it, so nothing needs doing there.)"""
         if not aio or source.built:
@@ -303,7 +169,7 @@ class Guard:
     ) -> CallInfo | None:
         """Sync: the checked call, or abort ``context`` (which raises). ``aio`` is set for a
         sync handler on a grpc.aio server."""
-        source = _PeerSource(context)
+        source = PeerSource(context)
         try:
             call = self._run(CallInfo(method=method, metadata=metadata or (), peer_source=source))
         except Exception as error:  # noqa: BLE001 (every failure becomes a status)
@@ -318,7 +184,7 @@ class Guard:
 
     async def admit_async(self, method: str, metadata: Grpc, context: Grpc) -> CallInfo | None:
         """aio: the checked call, or ``await context.abort(...)`` (which raises)."""
-        source = _PeerSource(context)
+        source = PeerSource(context)
         try:
             call = await self._run_async(
                 CallInfo(method=method, metadata=metadata or (), peer_source=source)
@@ -348,7 +214,7 @@ class Guard:
 
         def checked(request: Grpc, context: Grpc, *rest: Grpc) -> Grpc:
             call = guard.admit(method, context.invocation_metadata(), context)
-            return behaviour(request, _Context(context, call) if call else context, *rest)
+            return behaviour(request, GuardedContext(context, call) if call else context, *rest)
 
         return checked
 
@@ -365,7 +231,7 @@ class Guard:
         has_checks = bool(guard.checks)
 
         def wrap(context: Grpc, call: CallInfo | None) -> Grpc:
-            return _Context(context, call) if call is not None and has_checks else context
+            return GuardedContext(context, call) if call is not None and has_checks else context
 
         async def admit(context: Grpc) -> CallInfo | None:
             if not has_checks:
