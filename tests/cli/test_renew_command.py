@@ -224,8 +224,12 @@ def test_the_hook_runs_after_renewal_and_its_failure_is_exit_1(
 
 
 @pytest.mark.slow
-def test_the_agent_renews_on_its_period_and_stops_on_sigterm(pki_dir: Path) -> None:
-    """A real process: ``--every 1s`` renews about every second; SIGTERM ends it with 0."""
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_agent_renews_on_its_period_and_stops_on_sigterm(
+    pki_dir: Path, log_format: str
+) -> None:
+    """A real process: ``--every 1s`` renews about every second; SIGTERM ends it with 0. With
+    ``--log-format json`` every stderr line is one JSON object (schema v1)."""
     cert = pki_dir / "server.crt"
     first = serial(cert)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -244,6 +248,8 @@ def test_the_agent_renews_on_its_period_and_stops_on_sigterm(pki_dir: Path) -> N
             "--check-interval",
             "1s",
             "--json",
+            "--log-format",
+            log_format,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -266,3 +272,11 @@ def test_the_agent_renews_on_its_period_and_stops_on_sigterm(pki_dir: Path) -> N
     assert sum(1 for e in events if e["event"] == "renewed") >= 2
     assert "renewed" in stderr  # the log line
     assert "PRIVATE KEY" not in stdout + stderr
+    if log_format == "json":
+        lines = [json.loads(line) for line in stderr.splitlines()]
+        assert lines
+        assert all(set(line) >= {"v", "time", "level", "logger", "message"} for line in lines)
+        assert all(line["v"] == 1 for line in lines)
+        assert any("renewed" in line["message"] for line in lines)
+    else:
+        assert not stderr.lstrip().startswith("{")

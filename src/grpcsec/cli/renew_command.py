@@ -39,6 +39,7 @@ from grpcsec.cli._common import (
     print_json,
     stderr,
 )
+from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
 from grpcsec.cli._pki import load_ca
 from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
 from grpcsec.pki.layout import CA_CERT, CA_KEY
@@ -162,12 +163,10 @@ def _print_step(step: AgentStep) -> None:
         )
 
 
-def _daemon(renewer: Renewer, *, force: bool, json_output: bool) -> None:
+def _daemon(renewer: Renewer, *, force: bool, json_output: bool, log_format: LogFormat) -> None:
     """Run until SIGINT/SIGTERM. Renewals and failures are logged on stderr (and, with
     ``--json``, also printed as one JSON object per line on stdout)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_format)
     stop = threading.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
@@ -270,6 +269,7 @@ def renew(
         bool,
         typer.Option("--json", help="JSON on stdout (agent mode: one JSON object per event)."),
     ] = False,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Renew a certificate at 2/3 of its lifetime with a new key, now or as an agent."""
     with errors_to_exit():
@@ -287,4 +287,4 @@ def renew(
     if once:
         _once(renewer, force=force, json_output=json_output)
     else:
-        _daemon(renewer, force=force, json_output=json_output)
+        _daemon(renewer, force=force, json_output=json_output, log_format=log_format)
