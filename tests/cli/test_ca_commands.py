@@ -145,6 +145,7 @@ def test_intermediate_loads_an_encrypted_parent_key_with_the_environment_passwor
         "root",
         "root/ca.crt",
         "root/ca.key",
+        "root/issued.jsonl",  # the intermediate, recorded by its parent
     ]
 
 

@@ -319,7 +319,7 @@ def test_sign_uses_the_profile_not_the_csrs_ca_request(tmp_path: Path, ca_dir: P
     csr.write_bytes(make_csr(["svc.internal"], ca=True))
     result = ok(run("sign", csr, "--ca-dir", ca_dir, "--profile", "server",
                     "--out", tmp_path / "svc.crt", "--json"))  # fmt: skip
-    assert snapshot(tmp_path / "ca") == ["ca.crt", "ca.key"]
+    assert snapshot(tmp_path / "ca") == ["ca.crt", "ca.key", "issued.jsonl"]
     leaf = certs(tmp_path / "svc.crt")[0]
     assert not is_ca(leaf)  # the CSR asked for CA:true
     assert eku(leaf) == [ExtendedKeyUsageOID.SERVER_AUTH]
