@@ -148,3 +148,15 @@ def test_init_ed25519_needs_allow_unsupported_key(tmp_path: Path) -> None:
                      "--allow-unsupported-key"))  # fmt: skip
     assert "Ed25519 CA" in plain(allowed.stderr)
     assert len(snapshot(tmp_path / "b")) == 7  # with issued.jsonl
+
+
+def test_init_records_the_server_and_client_it_issued(tmp_path: Path) -> None:
+    out = make_init(tmp_path / "pki", "--client", "alice", "--client", "bob")
+    lines = [json.loads(line) for line in (out / "issued.jsonl").read_text().splitlines()]
+    files = {Path(str(line["file"])).name: line for line in lines}
+    assert sorted(files) == ["client-bob.crt", "client.crt", "server.crt"]  # never the CA
+    for name, line in files.items():
+        leaf = certs(out / name)[0]
+        assert line["serial"] == format(leaf.serial_number, "x")
+        assert line["subject"] == leaf.subject.rfc4514_string()
+        assert line["not_after"] == leaf.not_valid_after_utc.isoformat()
