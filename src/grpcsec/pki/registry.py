@@ -171,21 +171,26 @@ class CaRecords:
         write_files([PendingFile(self.revoked_path, text.encode(), CERT_MODE)], force=True)
 
     def check_appendable(self) -> None:
-        """Refuse (before anything is written) an ``issued.jsonl`` that exists but is not a
-        regular file (a FIFO, a device, a directory)."""
+        """Refuse, before anything is written, an ``issued.jsonl`` that exists but is not a
+        regular file (a FIFO, a device, a directory) or that this process may not write (nor
+        create, when it is missing). Not a guarantee (the disk may fill up meanwhile), but it
+        turns the common mistakes into "nothing written"."""
         try:
             mode = self.issued_path.stat().st_mode
         except FileNotFoundError:
-            return
+            mode = None
         except OSError as exc:
             raise MaterialError(
                 f"cannot record: {exc.strerror or exc}", path=self.issued_path
             ) from exc
-        if not stat.S_ISREG(mode):
+        if mode is not None and not stat.S_ISREG(mode):
             raise MaterialError(
                 "is not a regular file; refusing to record issued certificates in it",
                 path=self.issued_path,
             )
+        target = self.issued_path if mode is not None else self.directory
+        if not os.access(target, os.W_OK):
+            raise MaterialError("cannot record issued certificates: permission denied", path=target)
 
     def append_issued(self, records: Sequence[IssuedRecord]) -> None:
         """Append one line per record with one ``write`` and ``fsync`` (call under
