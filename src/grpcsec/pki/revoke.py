@@ -10,8 +10,8 @@ subject, its authority key identifier (when both carry one) is the CA's subject 
 identifier, and its signature verifies with the CA's public key. A CA with the same name but
 another key is therefore refused. A serial given without a certificate must be in
 ``issued.jsonl``. A certificate that passes those checks but was issued before records were
-kept (or by ``renew``, which does not record) is revoked all the same: the signature proves
-the CA issued it.
+kept (or written by a library caller without :func:`~grpcsec.pki.registry.write_issued`) is
+revoked all the same: the signature proves the CA issued it.
 
 Not checked: whether the certificate has expired (revoking it is harmless), and whether the
 CRL reaches the servers that need it (see docs/revocation.md).
