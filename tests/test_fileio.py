@@ -69,6 +69,7 @@ def test_each_kind_has_a_cap_and_a_name() -> None:
         "TOKEN": 64 * 1024,
         "CONFIG": 1024 * 1024,
         "CRL": 64 * 1024 * 1024,
+        "CA_RECORDS": 64 * 1024 * 1024,
     }
     assert len({k.noun for k in FileKind}) == len(FileKind)
 

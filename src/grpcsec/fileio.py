@@ -23,6 +23,7 @@ certificate signing request   1 MiB     a CSR with thousands of names
 authorization policy          4 MiB     A43 policies are a few KiB
 JWKS                          1 MiB     the same cap as a fetched JWKS
 bearer token file             64 KiB    tokens are a few KiB; gRPC metadata is smaller
+CA record file                64 MiB    about 250,000 issued certificates at ~250 bytes each
 ============================  ========  ==================================================
 
 :func:`file_version` is the cheap token watchers poll: it never raises and never opens the file,
@@ -89,6 +90,7 @@ class FileKind(enum.Enum):
     TOKEN = ("token file", 64 * _KIB)
     CONFIG = ("configuration file", 1 * _MIB)
     CRL = ("certificate revocation list", 64 * _MIB)
+    CA_RECORDS = ("CA record file", 64 * _MIB)
 
     def __init__(self, noun: str, max_bytes: int) -> None:
         self.noun = noun

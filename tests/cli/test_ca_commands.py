@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -145,6 +146,7 @@ def test_intermediate_loads_an_encrypted_parent_key_with_the_environment_passwor
         "root",
         "root/ca.crt",
         "root/ca.key",
+        "root/issued.jsonl",  # the intermediate, recorded by its parent
     ]
 
 
@@ -163,3 +165,119 @@ def test_intermediate_refused_under_path_length_zero(tmp_path: Path) -> None:
     assert not (tmp_path / "inter").exists()
     make_ca(tmp_path / "root1", "--path-length", "1")  # control: one level is allowed
     ok(run("ca", "intermediate", "--ca-dir", tmp_path / "root1", "--out-dir", tmp_path / "i1"))
+
+
+# -- grpcsec ca revoke / ca crl --------------------------------------------------------------------
+def _serial(path: Path) -> str:
+    return format(certs(path)[0].serial_number, "x")
+
+
+def _issued(ca_dir: Path) -> list[dict[str, object]]:
+    lines = (ca_dir / "issued.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_intermediate_is_recorded_by_its_parent(tmp_path: Path) -> None:
+    root = make_ca(tmp_path / "root")
+    ok(run("ca", "intermediate", "--ca-dir", root, "--out-dir", tmp_path / "inter"))
+    [record] = _issued(root)
+    assert record["serial"] == _serial(tmp_path / "inter" / "ca.crt")
+    assert record["subject"] == "CN=grpcsec intermediate CA"
+    assert record["file"] == str((tmp_path / "inter" / "ca.crt").absolute())
+    assert record["role"] == "intermediate CA"
+
+
+def test_revoke_json_then_revoking_again_is_a_no_op(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path / "ca")
+    ok(run("issue", "client", "--ca-dir", ca, "--out", tmp_path / "alice", "--host", "alice"))
+    first = json.loads(ok(run("ca", "revoke", tmp_path / "alice.crt", "--ca-dir", ca,
+                              "--reason", "KEY_COMPROMISE", "--json")).stdout)  # fmt: skip
+    assert first["serial"] == _serial(tmp_path / "alice.crt")
+    assert first["reason"] == "key_compromise"
+    assert first["subject"] == "CN=alice"
+    assert (first["already_revoked"], first["recorded"]) == (False, True)
+    again = ok(run("ca", "revoke", "--serial", first["serial"].upper(), "--ca-dir", ca))
+    assert "already revoked" in plain(again.stdout)
+    assert "key_compromise" in plain(again.stdout)  # the first reason stands
+    state = json.loads((ca / "revoked.json").read_text())
+    assert [e["serial"] for e in state["revoked"]] == [first["serial"]]
+    assert mode(ca / "revoked.json") == 0o644
+
+
+def test_revoke_does_not_need_the_ca_key_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "s3cret-pass")
+    ca = make_ca(tmp_path / "ca", "--encrypt-key")
+    ok(run("issue", "client", "--ca-dir", ca, "--out", tmp_path / "bob", "--host", "bob"))
+    monkeypatch.delenv(PASSWORD_ENV)
+    ok(run("ca", "revoke", tmp_path / "bob.crt", "--ca-dir", ca))
+    # Signing the CRL does need it (the control): one line naming the variable.
+    assert_one_error_line(run("ca", "crl", "--ca-dir", ca, "--out", tmp_path / "x.crl"),
+                          PASSWORD_ENV)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--serial", "abc123"], ["unknown serial abc123", "issued.jsonl"]),
+        (["--serial", "xyz"], ["--serial", "not a serial"]),
+        (["--serial", "0"], ["--serial"]),
+        ([], ["--serial HEX"]),
+    ],
+)
+def test_revoke_bad_input_is_one_line(tmp_path: Path, args: list[str], needles: list[str]) -> None:
+    ca = make_ca(tmp_path / "ca")
+    assert_one_error_line(run("ca", "revoke", "--ca-dir", ca, *args), *needles)
+    assert not (ca / "revoked.json").exists()
+
+
+def test_revoke_reason_is_one_of_rfc_5280s(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path / "ca")
+    ok(run("issue", "client", "--ca-dir", ca, "--out", tmp_path / "a", "--host", "a"))
+    bad = run("ca", "revoke", tmp_path / "a.crt", "--ca-dir", ca, "--reason", "lost")
+    assert bad.exit_code == 2  # Typer's usage error lists the accepted names
+    assert "cessation_of_operation" in plain(bad.output)
+    assert not (ca / "revoked.json").exists()
+    ok(run("ca", "revoke", tmp_path / "a.crt", "--ca-dir", ca, "--reason", "superseded"))
+
+
+def test_revoke_refuses_a_certificate_of_another_ca_and_the_ca_itself(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path / "ca", "--name", "Twin")
+    twin = make_ca(tmp_path / "twin", "--name", "Twin")
+    ok(run("issue", "client", "--ca-dir", twin, "--out", tmp_path / "m", "--host", "m"))
+    assert_one_error_line(run("ca", "revoke", tmp_path / "m.crt", "--ca-dir", ca),
+                          "m.crt", "another CA named CN=Twin")  # fmt: skip
+    assert_one_error_line(run("ca", "revoke", ca / "ca.crt", "--ca-dir", ca), "own certificate")
+    assert_one_error_line(run("ca", "revoke", ca / "ca.key", "--ca-dir", ca), "private key")
+    assert not (ca / "revoked.json").exists()
+    ok(run("ca", "revoke", tmp_path / "m.crt", "--ca-dir", twin))  # the control
+
+
+def test_crl_publishes_with_increasing_numbers_and_replaces_the_file(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path / "ca")
+    ok(run("issue", "client", "--ca-dir", ca, "--out", tmp_path / "a", "--host", "a"))
+    out = tmp_path / "pub" / "ca.crl"
+    first = json.loads(ok(run("ca", "crl", "--ca-dir", ca, "--out", out, "--json")).stdout)
+    assert (first["number"], first["revoked"]) == (1, 0)
+    ok(run("ca", "revoke", tmp_path / "a.crt", "--ca-dir", ca))
+    text = ok(run("ca", "crl", "--ca-dir", ca, "--out", out, "--next-update", "36h"))
+    assert "CRL number 2, 1 revoked" in plain(text.stdout)
+    crl = x509.load_pem_x509_crl(out.read_bytes())
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
+    assert crl.next_update_utc is not None
+    assert crl.next_update_utc - crl.last_update_utc == dt.timedelta(hours=36)
+    assert crl.get_revoked_certificate_by_serial_number(certs(tmp_path / "a.crt")[0].serial_number)
+    assert mode(out) == 0o644
+
+
+def test_crl_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path / "ca")
+    assert_one_error_line(run("ca", "crl", "--ca-dir", ca, "--out", tmp_path / "x.crl",
+                              "--next-update", "soon"), "--next-update")  # fmt: skip
+    assert_one_error_line(run("ca", "crl", "--ca-dir", ca, "--out", ca / "ca.crt"), "ca.crt")
+    (ca / "revoked.json").write_text("{not json")
+    assert_one_error_line(run("ca", "crl", "--ca-dir", ca, "--out", tmp_path / "x.crl"),
+                          "revoked.json", "not a grpcsec revocation record")  # fmt: skip
+    assert not (tmp_path / "x.crl").exists()
+    assert certs(ca / "ca.crt")  # untouched

@@ -36,6 +36,7 @@ def test_init_writes_ca_server_and_client_with_exact_modes(tmp_path: Path) -> No
         "ca.key",
         "client.crt",
         "client.key",
+        "issued.jsonl",
         "server.crt",
         "server.key",
     ]
@@ -117,7 +118,7 @@ def test_init_refuses_to_overwrite_and_leaves_nothing_partial(tmp_path: Path) ->
     ok(run("init", "--dir", out, "--force"))
     assert (out / "server.key").read_bytes().startswith(b"-----BEGIN " + b"PRIVATE KEY-----")
     assert mode(out / "server.key") == 0o600
-    assert len(snapshot(out)) == 6
+    assert len(snapshot(out)) == 7  # with issued.jsonl
 
 
 def test_init_force_replaces_a_previous_set(tmp_path: Path) -> None:
@@ -146,4 +147,16 @@ def test_init_ed25519_needs_allow_unsupported_key(tmp_path: Path) -> None:
     allowed = ok(run("init", "--dir", tmp_path / "b", "--key-type", "ed25519",
                      "--allow-unsupported-key"))  # fmt: skip
     assert "Ed25519 CA" in plain(allowed.stderr)
-    assert len(snapshot(tmp_path / "b")) == 6
+    assert len(snapshot(tmp_path / "b")) == 7  # with issued.jsonl
+
+
+def test_init_records_the_server_and_client_it_issued(tmp_path: Path) -> None:
+    out = make_init(tmp_path / "pki", "--client", "alice", "--client", "bob")
+    lines = [json.loads(line) for line in (out / "issued.jsonl").read_text().splitlines()]
+    files = {Path(str(line["file"])).name: line for line in lines}
+    assert sorted(files) == ["client-bob.crt", "client.crt", "server.crt"]  # never the CA
+    for name, line in files.items():
+        leaf = certs(out / name)[0]
+        assert line["serial"] == format(leaf.serial_number, "x")
+        assert line["subject"] == leaf.subject.rfc4514_string()
+        assert line["not_after"] == leaf.not_valid_after_utc.isoformat()

@@ -319,7 +319,7 @@ def test_sign_uses_the_profile_not_the_csrs_ca_request(tmp_path: Path, ca_dir: P
     csr.write_bytes(make_csr(["svc.internal"], ca=True))
     result = ok(run("sign", csr, "--ca-dir", ca_dir, "--profile", "server",
                     "--out", tmp_path / "svc.crt", "--json"))  # fmt: skip
-    assert snapshot(tmp_path / "ca") == ["ca.crt", "ca.key"]
+    assert snapshot(tmp_path / "ca") == ["ca.crt", "ca.key", "issued.jsonl"]
     leaf = certs(tmp_path / "svc.crt")[0]
     assert not is_ca(leaf)  # the CSR asked for CA:true
     assert eku(leaf) == [ExtendedKeyUsageOID.SERVER_AUTH]
@@ -380,3 +380,21 @@ def test_sign_refuses_to_overwrite_without_force(tmp_path: Path, ca_dir: Path) -
     assert out.read_bytes() == b"old"
     ok(run(*args, "--force"))
     assert certs(out)[0].subject.rfc4514_string() == "CN=requested"
+
+
+def test_issue_and_sign_record_what_they_issued_and_a_refusal_records_nothing(
+    tmp_path: Path, ca_dir: Path
+) -> None:
+    ok(run("issue", "server", "--ca-dir", ca_dir, "--out", tmp_path / "svc", "--host", "svc"))
+    csr = tmp_path / "req.csr"
+    csr.write_bytes(make_csr(["signed.internal"]))
+    ok(run("sign", csr, "--ca-dir", ca_dir, "--profile", "client", "--out", tmp_path / "s.crt"))
+    refused = run("issue", "server", "--ca-dir", ca_dir, "--out", tmp_path / "svc", "--host", "x")
+    assert_one_error_line(refused, "--force")
+    lines = [json.loads(x) for x in (ca_dir / "issued.jsonl").read_text().splitlines()]
+    assert [(line["subject"], line["role"]) for line in lines] == [
+        ("CN=svc", "server certificate"),
+        ("CN=requested", "client certificate"),
+    ]
+    assert lines[0]["serial"] == format(certs(tmp_path / "svc.crt")[0].serial_number, "x")
+    assert lines[1]["file"] == str((tmp_path / "s.crt").absolute())

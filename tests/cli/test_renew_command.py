@@ -280,3 +280,16 @@ def test_the_agent_renews_on_its_period_and_stops_on_sigterm(
         assert any("renewed" in line["message"] for line in lines)
     else:
         assert not stderr.lstrip().startswith("{")
+
+
+def test_a_renewal_is_recorded_so_its_serial_can_be_revoked(pki_dir: Path) -> None:
+    ok(renew(pki_dir, "--once"))  # not due: nothing issued, nothing recorded (the control)
+    assert len((pki_dir / "issued.jsonl").read_text().splitlines()) == 2  # init's two
+    ok(renew(pki_dir, "--once", "--force"))
+    renewed = serial(pki_dir / "server.crt")
+    last = json.loads((pki_dir / "issued.jsonl").read_text().splitlines()[-1])
+    assert (last["serial"], last["role"]) == (renewed, "renewed certificate")
+    assert last["file"] == str((pki_dir / "server.crt").absolute())
+    revoked = json.loads(ok(run("ca", "revoke", "--serial", renewed, "--ca-dir", pki_dir,
+                                "--json")).stdout)  # fmt: skip
+    assert revoked["recorded"] is True

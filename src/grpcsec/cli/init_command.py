@@ -1,8 +1,9 @@
 """``grpcsec init``: a CA, a server certificate and client certificates in one step.
 
-Every file is written in one :func:`~grpcsec.pki.write_files` call (all or nothing; private keys
-0600, the CA key 0400, certificates 0644); the command prints a short summary, or JSON with
-``--json``. No key material is printed.
+Every file is written in one :func:`~grpcsec.pki.registry.write_issued` call (all or nothing;
+private keys 0600, the CA key 0400, certificates 0644), which records the server and client
+certificates in the new CA directory's ``issued.jsonl``; the command prints a short summary, or
+JSON with ``--json``. No key material is printed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from grpcsec.cli._pki import (
 from grpcsec.errors import ConfigurationError
 from grpcsec.pki import KeyType
 from grpcsec.pki.layout import DEFAULT_CLIENT, DEFAULT_HOSTS, create_starter_pki
+from grpcsec.pki.registry import write_issued
 
 __all__ = ["init_command"]
 
@@ -84,7 +86,7 @@ def init_command(
             )
         except ConfigurationError as exc:  # only the client names raise it
             raise ConfigurationError(f"--client {exc.message}") from exc
-        pki.write_files(starter.files, force=force)
+        write_issued(directory, starter.certificates, starter.files, force=force, now=now)
     warn_if_ed25519_ca(starter.ca)
     report(
         starter.certificates,

@@ -1,8 +1,9 @@
 """``grpcsec issue`` and ``grpcsec sign``: a leaf certificate from the CA in ``--ca-dir``, with a
 new key (issue) or for a certificate signing request (sign).
 
-The profile decides every extension, whatever a CSR asks for. Files are written in one
-:func:`~grpcsec.pki.write_files` call (all or nothing; the key 0600, the chain 0644).
+The profile decides every extension, whatever a CSR asks for. Files are written by
+:func:`~grpcsec.pki.registry.write_issued` (all or nothing; the key 0600, the chain 0644), which
+also records the certificate in the CA directory's ``issued.jsonl``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from grpcsec.errors import IssuanceError
 from grpcsec.fileio import FileKind, read_file
 from grpcsec.pki import KeyType, PendingFile, Profile, SubjectAltNames, Validity
 from grpcsec.pki.layout import CertificateFiles, leaf_files
+from grpcsec.pki.registry import write_issued
 
 __all__ = ["issue_command", "sign_command"]
 
@@ -136,10 +138,12 @@ def issue_command(
             allow_unsupported_key=allow_unsupported_key,
         )
         files = leaf_files(issued, cert_file, key_file)
-        pki.write_files(files, force=force)
-    written = [
-        CertificateFiles(f"{profile.value} certificate", issued.certificate, cert_file, key_file)
-    ]
+        written = [
+            CertificateFiles(
+                f"{profile.value} certificate", issued.certificate, cert_file, key_file
+            )
+        ]
+        write_issued(ca_dir, written, files, force=force, now=now)
     report(written, files, now=now, json_output=json_output, extra={"profile": profile.value})
 
 
@@ -195,8 +199,8 @@ def sign_command(
         if isinstance(issued.certificate.public_key(), ed25519.Ed25519PublicKey):
             warn(ED25519_LEAF_WARNING)
         files = [PendingFile(out, issued.chain_pem(), pki.CERT_MODE)]
-        pki.write_files(files, force=force)
-    written = [CertificateFiles(f"{profile.value} certificate", issued.certificate, out, None)]
+        written = [CertificateFiles(f"{profile.value} certificate", issued.certificate, out, None)]
+        write_issued(ca_dir, written, files, force=force, now=now)
     report(
         written,
         files,

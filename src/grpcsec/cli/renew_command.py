@@ -283,6 +283,7 @@ def renew(
             allow_other_issuer=new_issuer,
             hook=_hook(exec_command),
             check_interval=_seconds(check_interval, "--check-interval"),
+            record_in=ca_dir,
         )
     if once:
         _once(renewer, force=force, json_output=json_output)

@@ -5,8 +5,9 @@ Modules: :mod:`~grpcsec.pki.keys` (key types), :mod:`~grpcsec.pki.names` (SANs, 
 (extensions), :mod:`~grpcsec.pki.authority` (the CA and what it issues),
 :mod:`~grpcsec.pki.signing` (subject names, key checks, the builder, the issued value),
 :mod:`~grpcsec.pki.files` (reading and atomic writing), :mod:`~grpcsec.pki.layout` (which
-files a CA directory, a leaf and the starter set are), :mod:`~grpcsec.pki.inspect` and
-:mod:`~grpcsec.pki.verify`.
+files a CA directory, a leaf and the starter set are), :mod:`~grpcsec.pki.registry` (what a CA
+directory issued and revoked), :mod:`~grpcsec.pki.crl` and :mod:`~grpcsec.pki.revoke`
+(revocation lists), :mod:`~grpcsec.pki.inspect` and :mod:`~grpcsec.pki.verify`.
 """
 
 from grpcsec.pki.anchors import anchor_problem, check_anchors

@@ -1,7 +1,8 @@
 """Where certificates and keys go on disk: the CA directory, leaf file pairs, and the starter
 set that ``grpcsec init`` writes.
 
-A CA directory holds ``ca.crt`` (the CA first, then its parents) and ``ca.key`` (mode 0400);
+A CA directory holds ``ca.crt`` (the CA first, then its parents) and ``ca.key`` (mode 0400),
+and the records :mod:`~grpcsec.pki.registry` keeps (``issued.jsonl``, ``revoked.json``);
 a leaf is ``PREFIX.crt`` (the chain, 0644) with ``PREFIX.key`` (0600). These functions decide
 the paths, the modes and what each file holds, and return :class:`~grpcsec.pki.files.PendingFile`
 lists for :func:`~grpcsec.pki.files.write_files` (all or nothing); they write nothing

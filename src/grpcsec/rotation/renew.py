@@ -47,6 +47,8 @@ from grpcsec.pki import (
     utcnow,
     write_files,
 )
+from grpcsec.pki.layout import CertificateFiles
+from grpcsec.pki.registry import write_issued
 from grpcsec.rotation.renew_plan import (
     AgentStep,
     Backoff,
@@ -113,6 +115,9 @@ class Renewer:
     every renewal (an :class:`ExecHook`, or any callable; its failure is reported in
     ``RenewalResult.hook_error`` and does not undo the renewal). ``rng`` draws the jitter
     (seed it in tests); the draw is fixed per certificate serial, so plans are stable.
+    ``record_in`` is the CA directory whose ``issued.jsonl`` records each renewal
+    (:func:`grpcsec.pki.registry.write_issued`, the write path of every issuing command);
+    ``None`` records nothing (a CA held in memory).
 
     Counters for metrics: ``renewals``, ``failures`` (consecutive), ``total_failures``,
     ``last_result``, ``last_error``.
@@ -132,6 +137,7 @@ class Renewer:
         backoff: Backoff | None = None,
         check_interval: float = 60.0,
         rng: random.Random | None = None,
+        record_in: StrPath | None = None,
     ) -> None:
         if lifetime is not None and lifetime <= dt.timedelta(0):
             raise ConfigurationError("the certificate lifetime must be positive")
@@ -147,6 +153,7 @@ class Renewer:
         self.allow_expired = allow_expired
         self.allow_other_issuer = allow_other_issuer
         self.hook = hook
+        self.record_in = Path(record_in) if record_in is not None else None
         self.backoff = backoff or Backoff()
         self.check_interval = check_interval
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
@@ -209,13 +216,17 @@ class Renewer:
         self._check_issuer(leaf)
         backdate = renewal_backdate(leaf, every=self.every, lifetime=self.lifetime)
         issued = reissue(self.ca, leaf, now=now, lifetime=self.lifetime, backdate=backdate)
-        write_files(
-            [
-                PendingFile(self.key, issued.key_pem(), KEY_MODE),
-                PendingFile(self.cert, issued.chain_pem(), CERT_MODE),
-            ],
-            force=True,
-        )
+        files = [
+            PendingFile(self.key, issued.key_pem(), KEY_MODE),
+            PendingFile(self.cert, issued.chain_pem(), CERT_MODE),
+        ]
+        if self.record_in is None:
+            write_files(files, force=True)
+        else:
+            written = CertificateFiles(
+                "renewed certificate", issued.certificate, self.cert, self.key
+            )
+            write_issued(self.record_in, [written], files, force=True, now=now)
         new = issued.certificate
         result = RenewalResult(
             cert=str(self.cert),
