@@ -55,5 +55,6 @@ def write_crl(
         this_update=start,
         next_update=next_update or now + 7 * DAY,
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(crl_pem(crl))
     return path
