@@ -83,6 +83,8 @@ class VerifyReason(enum.Enum):
     NOT_A_LEAF = "not_a_leaf"
     INVALID_CHAIN = "invalid_chain"
     KEY_MISMATCH = "key_mismatch"
+    REVOKED = "revoked"
+    REVOCATION_UNDETERMINED = "revocation_undetermined"
 
 
 class VerificationError(GrpcsecError):

@@ -7,9 +7,12 @@ the chain, 1 with the specific reason, 2 for input that cannot be read.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from grpcsec.pki import private_key_pem
+from grpcsec.pki import CertificateAuthority, private_key_pem
+from grpcsec.pki.crl import RevocationReason
 from tests.cli.clirun import (
     PASSWORD_ENV,
     assert_one_error_line,
@@ -27,6 +31,7 @@ from tests.cli.clirun import (
     plain,
     run,
 )
+from tests.crls import leaf_of, write_crl
 
 
 @pytest.fixture(autouse=True)
@@ -379,3 +384,73 @@ def test_verify_encrypted_key_uses_the_environment_password(
 def test_verify_bad_options_are_exit_2(pki_dir: Path, extra: tuple[str, ...], needle: str) -> None:
     result = run("verify", pki_dir / "server.crt", "--ca", pki_dir / "ca.crt", *extra)
     assert_one_error_line(result, needle)
+
+
+# -- verify --crl ----------------------------------------------------------------------------------
+def test_verify_crl_revoked_client_fails_with_date_and_reason(
+    tmp_path: Path, pki_dir: Path
+) -> None:
+    client, ca = pki_dir / "client.crt", pki_dir / "ca.crt"
+    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    crl = write_crl(tmp_path / "ca.crl", pki_dir, leaf_of(client), revoked_at=moment,
+                    reason=RevocationReason.KEY_COMPROMISE)  # fmt: skip
+    data = _failure((client, "--ca", ca, "--crl", crl))
+    assert data["reason"] == "revoked"
+    message = str(data["message"])
+    assert "2026-01-02 03:04:05Z" in message
+    assert "key_compromise" in message
+    assert f"{leaf_of(client).serial_number:x}" in message
+    # Controls: the server certificate of the same CA is not on the list; no --crl: no check.
+    result = ok(run("verify", pki_dir / "server.crt", "--ca", ca, "--crl", crl))
+    assert "not revoked (1 CRL)" in plain(result.stdout)
+    ok(run("verify", client, "--ca", ca))
+
+
+def test_verify_crl_of_a_namesake_ca_or_expired_is_undetermined(
+    tmp_path: Path, pki_dir: Path
+) -> None:
+    ca_cert = leaf_of(pki_dir / "ca.crt")
+    namesake = CertificateAuthority.create(
+        ca_cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value  # type: ignore[arg-type]
+    )
+    assert namesake.certificate.subject == ca_cert.subject
+    forged = write_crl(tmp_path / "forged.crl", namesake)
+    now = dt.datetime.now(dt.timezone.utc)
+    expired = write_crl(tmp_path / "expired.crl", pki_dir, this_update=now - dt.timedelta(days=9),
+                        next_update=now - dt.timedelta(days=2))  # fmt: skip
+    client, ca = pki_dir / "client.crt", pki_dir / "ca.crt"
+    for crl, words in ((forged, "not signed by its key"), (expired, "expired at its next update")):
+        data = _failure((client, "--ca", ca, "--crl", crl))
+        assert data["reason"] == "revocation_undetermined"
+        assert words in str(data["message"])
+        assert str(crl) in str(data["message"])
+    # Control: a current CRL of the real CA next to the forged one lets the client through.
+    good = write_crl(tmp_path / "good.crl", pki_dir)
+    ok(run("verify", client, "--ca", ca, "--crl", forged, "--crl", good))
+
+
+@pytest.mark.parametrize("how", ["garbage", "empty", "missing", "directory", "certificate"])
+def test_verify_bad_crl_file_is_exit_2(tmp_path: Path, pki_dir: Path, how: str) -> None:
+    bad = tmp_path / "bad.crl"
+    if how == "garbage":
+        bad.write_bytes(b"not a crl\n")
+    elif how == "empty":
+        bad.write_bytes(b"")
+    elif how == "directory":
+        bad.mkdir()
+    elif how == "certificate":
+        bad.write_bytes((pki_dir / "ca.crt").read_bytes())
+    args = (pki_dir / "client.crt", "--ca", pki_dir / "ca.crt", "--crl", bad)
+    assert_one_error_line(run("verify", *args), str(bad))
+    assert_one_error_line(run("verify", *args, "--json"), str(bad))
+
+
+def test_verify_crl_in_a_real_subprocess(tmp_path: Path, pki_dir: Path) -> None:
+    """The installed entry point: exit 1 and the reason on stdout, as in-process."""
+    client = pki_dir / "client.crt"
+    crl = write_crl(tmp_path / "ca.crl", pki_dir, leaf_of(client))
+    command = [sys.executable, "-m", "grpcsec.cli", "verify", str(client), "--ca",
+               str(pki_dir / "ca.crt"), "--crl", str(crl), "--json"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["reason"] == "revoked"

@@ -25,6 +25,7 @@ from grpcsec.cli import app
 from grpcsec.cli.monitor_commands import check_summary, render_check_table
 from grpcsec.monitor import Thresholds, check_targets
 from grpcsec.pki import CertificateAuthority, Profile, utcnow
+from tests.crls import write_crl
 from tests.monitor.conftest import (
     DAY,
     GRPCSEC,
@@ -319,3 +320,47 @@ def test_exporter_bad_usage_is_64(tmp_path: Path, args: list[str], needle: str) 
     result = run("exporter", *args, tmp_path)
     assert result.exit_code == 64
     assert needle in plain(result.stderr)
+
+
+# -- check: CRLs -----------------------------------------------------------------------------------
+def _crl(path: Path, ca: CertificateAuthority, left: dt.timedelta) -> Path:
+    """A CRL of ``ca`` with ``left`` to go before its next update at NOW, of a 7-day span."""
+    return write_crl(path, ca, this_update=NOW + left - 7 * DAY, next_update=NOW + left)
+
+
+@pytest.mark.parametrize(
+    ("left", "code", "word"),
+    [(6 * DAY, 0, "ok"), (DAY, 1, "warning"), (12 * HOUR, 2, "critical"), (-HOUR, 2, "expired")],
+)
+def test_check_a_crl_file_exit_code_and_table(
+    tmp_path: Path, issuing_ca: CertificateAuthority, left: dt.timedelta, code: int, word: str
+) -> None:
+    path = _crl(tmp_path / "issuing.crl", issuing_ca, left)
+    result = run("check", "--at", AT, path)
+    assert result.exit_code == code, plain(result.output)
+    text = plain(result.stdout)
+    assert "Certificate revocation lists (judged by their next update)" in text
+    assert word in text
+    assert "Monitor Issuing" in text
+    assert text.strip().splitlines()[-1].startswith("0 certificates; 1 CRL")
+
+
+def test_check_crl_json_from_a_real_subprocess(
+    tmp_path: Path, issuing_ca: CertificateAuthority, files: dict[str, Path]
+) -> None:
+    """The entry point, a directory holding a certificate and an expired CRL: exit 2 and the
+    CRL under ``crls`` with the certificates' conventions."""
+    root = tmp_path / "published"
+    root.mkdir()
+    (root / "ok.pem").write_bytes(files["ok"].read_bytes())
+    _crl(root / "issuing.crl", issuing_ca, -HOUR)
+    command = [*GRPCSEC, "check", "--json", "--at", AT, str(root)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    data = json.loads(result.stdout)
+    assert [c["common_name"] for c in data["certificates"]] == ["ok.test"]
+    (crl,) = data["crls"]
+    assert crl["status"] == "expired"
+    assert crl["seconds_left"] == -3600
+    assert crl["next_update"] == "2030-06-01T11:00:00Z"
+    assert crl["source"] == str(root / "issuing.crl")

@@ -274,7 +274,7 @@ def test_an_empty_directory_is_unreadable(tmp_path: Path) -> None:
         (b"hello", "no PEM certificate found"),
         (
             b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-            "no certificate in the file",
+            "no certificate or CRL in the file",
         ),
         (b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "corrupt"),
     ],

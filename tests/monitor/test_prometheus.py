@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from grpcsec.authn.tokens import public_jwks
 from grpcsec.pki import CertificateAuthority, utcnow
+from tests.crls import write_crl
 from tests.monitor.conftest import (
     GRPCSEC,
     HOUR,
@@ -47,6 +48,7 @@ SERVICE = textwrap.dedent(
     from prometheus_client import CollectorRegistry
     from grpcsec.monitor import ServiceMetrics, serve_metrics
     from grpcsec.pki import load_certificate_file
+    from grpcsec.pki.crl import load_crl_file
     from grpcsec.target import Target
 
     registry = CollectorRegistry()
@@ -66,6 +68,8 @@ SERVICE = textwrap.dedent(
             metrics.reload_succeeded(dt.datetime.fromtimestamp(int(args[0]), dt.timezone.utc))
         elif verb == "reload-failed":
             metrics.reload_failed(args[0])
+        elif verb == "crl":
+            metrics.observe_crl(args[0], load_crl_file(args[0]))
         print("ok", verb, flush=True)
     server.stop()
     """
@@ -246,3 +250,46 @@ def test_prometheus_scrapes_grpcsec_serve_metrics(
         prometheus.wait_for('grpcsec_authentication_failures_total{reason="missing_token"}', 3.0)
         prometheus.wait_for("grpcsec_tls_connections_total >= 3")
         assert prometheus.value('up{job="serve"}') == 1.0
+
+
+def test_prometheus_scrapes_crl_metrics_and_the_stale_crl_alert_fires(
+    tmp_path: Path,
+    issuing_ca: CertificateAuthority,
+    root_ca: CertificateAuthority,
+    spawn: Callable[..., Announced],
+) -> None:
+    """CRL files among the exporter's targets and a CRL observed by ServiceMetrics reach
+    Prometheus with the same names and labels; the documented CrlStale alert fires for the
+    CRL past its next update and not for the fresh one."""
+    prometheus_binary()
+    now = utcnow().replace(microsecond=0)
+    victim = issue(issuing_ca, "victim.test", not_before=now - HOUR, not_after=now + 3 * HOUR)
+    fresh = write_crl(tmp_path / "crls" / "issuing.crl", issuing_ca, victim.certificate,
+                      this_update=now - HOUR, next_update=now + 48 * HOUR)  # fmt: skip
+    stale = write_crl(tmp_path / "crls" / "root.pem", root_ca,
+                      this_update=now - 3 * HOUR, next_update=now - HOUR)  # fmt: skip
+    leaf_file = write(tmp_path / "svc.crt", [victim.certificate])
+    script = tmp_path / "service.py"
+    script.write_text(SERVICE)
+    exporter = spawn([*GRPCSEC, "exporter", "--listen", "127.0.0.1:0", str(tmp_path / "crls")])
+    service = spawn([sys.executable, str(script), str(leaf_file)], stdin=True)
+    jobs = {"exporter": address_of(exporter), "service": address_of(service)}
+    assert service.process.stdin is not None
+    service.process.stdin.write(f"crl {fresh}\n")
+    service.process.stdin.flush()
+    assert service.lines.get(timeout=10).startswith("ok")
+    with run_prometheus(tmp_path / "prometheus", jobs, rules=documented_rules()) as prometheus:
+        issuing = f'source="{fresh}",issuer="CN=Monitor Issuing"'
+        for job in ("exporter", "service"):
+            prometheus.wait_for(
+                f'grpcsec_crl_next_update_timestamp_seconds{{job="{job}",{issuing}}}',
+                (now + 48 * HOUR).timestamp(),
+            )
+            prometheus.wait_for(f'grpcsec_crl_revoked_entries{{job="{job}",{issuing}}}', 1.0)
+        root = f'source="{stale}",issuer="CN=Monitor Root"'
+        prometheus.wait_for(f"grpcsec_crl_revoked_entries{{{root}}}", 0.0)
+        prometheus.wait_for(
+            f'ALERTS{{alertname="CrlStale",alertstate="firing",{root}}}', 1.0, timeout=30
+        )
+        assert prometheus.value(f'ALERTS{{alertname="CrlStale",{issuing}}}') is None
+        assert prometheus.value('ALERTS{alertname="CrlNextUpdateSoon",job="service"}') is None

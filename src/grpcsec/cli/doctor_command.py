@@ -3,7 +3,9 @@
 ``grpcsec doctor TARGET`` probes a server (TCP, TLS or plaintext, TLS versions/ALPN/cipher, the
 served chain against ``--ca`` or the roots a default grpcio client would use, client
 authentication, then a real health call through grpcio) and stops at the first root cause.
-``grpcsec doctor --cert F --key F`` (no TARGET) checks local files instead.
+``grpcsec doctor --cert F --key F`` (no TARGET) checks local files instead. ``--crl FILE``
+(repeatable) adds revocation checks of the served chain, the client certificate or the local
+files against those CRLs.
 
 Exit codes: 0 healthy (warnings allowed), 1 a problem was found, 2 bad usage or unreadable
 input. ``--json`` prints ``{"target", "ok", "diagnosis", "checks", "server"}`` (``files``
@@ -167,6 +169,15 @@ def doctor(
         str | None,
         typer.Option("--host", metavar="NAME", help="Local files: a name the certificate needs."),
     ] = None,
+    crl: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--crl",
+            metavar="FILE",
+            help="Also check revocation against this CRL (PEM or DER; repeatable): the served "
+            "chain, the --cert client certificate, or the local files.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Diagnose a gRPC endpoint's TLS/mTLS set-up, or check local certificate files."""
@@ -187,6 +198,7 @@ def doctor(
                         role=role or Role.SERVER,
                         host=host,
                         key_password=password,
+                        crls=tuple(crl or ()),
                     ),
                     now=now,
                 ),
@@ -210,6 +222,7 @@ def doctor(
                         token=token,
                         insecure=insecure,
                         timeout=timeout,
+                        crls=tuple(crl or ()),
                     ),
                     now=now,
                 ),

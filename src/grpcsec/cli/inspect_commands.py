@@ -2,7 +2,8 @@
 
 ``inspect`` summarises every certificate of each file and judges the order of a served chain;
 ``verify`` asks :func:`grpcsec.pki.verify_certificate` whether a certificate is trusted by a CA
-bundle, for a role and a host, at a time, and optionally whether a key belongs to it. Exit codes
+bundle, for a role and a host, at a time, and optionally whether a key belongs to it and whether
+the CRLs given (``--crl``) revoke it. Exit codes
 follow :mod:`grpcsec.cli._common`: 0 yes, 1 verification failed, 2 bad input.
 """
 
@@ -35,6 +36,7 @@ from grpcsec.errors import (
     VerifyReason,
 )
 from grpcsec.pki import BundleReport, CertificateInfo, Role
+from grpcsec.pki.crl import load_crl_file
 from grpcsec.pki.validity import parse_time
 
 __all__: list[str] = []
@@ -210,9 +212,18 @@ def verify_command(
         str | None,
         typer.Option("--at", metavar="TIME", help="Verify at this ISO 8601 time (naive = UTC)."),
     ] = None,
+    crl: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--crl",
+            metavar="FILE",
+            help="Check revocation against this CRL (PEM or DER; repeatable). The CRL of the "
+            "certificate's issuer must be among them, signed by it and current.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Verify a certificate against a CA bundle: trust, validity, role (EKU), host, key.
+    """Verify a certificate against a CA bundle: trust, validity, role (EKU), host, key, CRLs.
 
     Exit 0 when it verifies, 1 when it does not, 2 when an input cannot be read.
     """
@@ -224,6 +235,7 @@ def verify_command(
         trust = pki.load_certificate_file(ca)
         extra = pki.load_certificate_file(untrusted) if untrusted is not None else []
         private_key = load_key(key) if key is not None else None
+        crls = [load_crl_file(path) for path in crl or ()]
         leaf = chain[0]
         try:
             verified = pki.verify_certificate(
@@ -232,6 +244,7 @@ def verify_command(
                 intermediates=[*chain[1:], *extra],
                 role=role,
                 host=host,
+                crls=crls,
                 now=now,
             )
             if private_key is not None:
@@ -251,6 +264,8 @@ def verify_command(
         checks.append(f"for host {host}")
     if private_key is not None:
         checks.append("key matches")
+    if crls:
+        checks.append(f"not revoked ({len(crls)} CRL{'s' if len(crls) != 1 else ''})")
     message = f"{subjects[0]}: {', '.join(checks)}"
     _verdict(ok=True, reason=None, message=message, chain=subjects, json=json_output)
 

@@ -25,11 +25,10 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from prometheus_client import CollectorRegistry
-from rich.table import Table
-from rich.text import Text
 from typer.core import TyperCommand
 
 from grpcsec.cli import app
+from grpcsec.cli._check_output import check_summary, render_check_table, render_crl_table
 from grpcsec.cli._common import (
     console,
     escape,
@@ -44,8 +43,6 @@ from grpcsec.material import load_key_pair
 from grpcsec.monitor import (
     CertificateCollector,
     CheckExit,
-    CheckReport,
-    ErrorKind,
     ProbeOptions,
     Prober,
     Status,
@@ -54,25 +51,16 @@ from grpcsec.monitor import (
     parse_source,
     serve_metrics,
 )
-from grpcsec.pki import format_duration, parse_duration, utcnow
+from grpcsec.pki import parse_duration, utcnow
 from grpcsec.pki.validity import parse_time
 from grpcsec.target import Target
-from grpcsec.text import inert
 
-__all__ = ["DEFAULT_EXPORTER_LISTEN", "check_summary", "render_check_table"]
+__all__ = ["DEFAULT_EXPORTER_LISTEN", "check_summary", "render_check_table", "render_crl_table"]
 
 DEFAULT_EXPORTER_LISTEN = "127.0.0.1:9309"
 _CLICK_USAGE_EXIT = 2  # what click uses for a usage error, which means "critical" here
 
 _WIDE = make_console(width=160)
-
-_STYLES = {
-    Status.OK: "green",
-    Status.WARNING: "yellow",
-    Status.CRITICAL: "bold red",
-    Status.EXPIRED: "bold red",
-    Status.NOT_YET_VALID: "bold red",
-}
 
 
 class _MonitorCommand(TyperCommand):
@@ -99,74 +87,13 @@ def _usage(message: str) -> NoReturn:
     fail(message, int(CheckExit.USAGE))
 
 
-# -- rendering -----------------------------------------------------------------------------------
-def render_check_table(report: CheckReport, *, relative_to: Path | None = None) -> Table:
-    """The certificates of ``report`` as a Rich table, most urgent first; file sources under
-    ``relative_to`` are shown relative to it (the demo's temporary directory)."""
-    now = report.now
-    table = Table(
-        title=(
-            f"Certificates at {now:%Y-%m-%d %H:%M}Z "
-            f"(warning at {report.thresholds.warning}, critical at {report.thresholds.critical})"
-        ),
-        title_justify="left",
-        header_style="bold",
-    )
-    table.add_column("status", no_wrap=True)
-    table.add_column("left", justify="right", no_wrap=True)
-    table.add_column("not after (UTC)", no_wrap=True)
-    table.add_column("used", justify="right", no_wrap=True)
-    table.add_column("subject CN", overflow="fold")
-    table.add_column("issuer CN", overflow="fold")
-    table.add_column("role", no_wrap=True)
-    table.add_column("source", overflow="fold")
-    for checked in report.certificates:
-        info = checked.info
-        status = f"[{_STYLES[checked.status]}]{checked.status.value}[/]"
-        if checked.effective is not checked.status:
-            status += " [dim](bundle ok)[/]" if checked.effective is Status.OK else " [dim]*[/]"
-        source = checked.source
-        if relative_to is not None and source.startswith(f"{relative_to}/"):
-            source = source[len(str(relative_to)) + 1 :]
-        if checked.served:
-            source += f" #{checked.position}"
-        table.add_row(
-            Text.from_markup(status),
-            format_duration(info.time_left(now)),
-            f"{info.not_after:%Y-%m-%d %H:%M}",
-            f"{info.lifetime_used(now) * 100:.0f}%",
-            inert(info.common_name or "-"),
-            inert(info.issuer_common_name or "-"),
-            checked.role,
-            inert(source),
-        )
-    return table
-
-
-def check_summary(report: CheckReport) -> str:
-    """One line: how many certificates have each status, how many targets failed, the code."""
-    counts = report.counts()
-    parts = [f"{n} {name.replace('_', ' ')}" for name, n in counts.items() if n]
-    total = len(report.certificates)
-    text = f"{total} certificate{'s' if total != 1 else ''}"
-    if parts:
-        text += f" ({', '.join(parts)})"
-    read = sum(1 for e in report.errors if e.kind is ErrorKind.READ)
-    probe = len(report.errors) - read
-    if read:
-        text += f"; {read} unreadable"
-    if probe:
-        text += f"; {probe} unreachable"
-    return f"{text}; exit {int(report.exit_code)} ({report.status})"
-
-
 # -- shared options ------------------------------------------------------------------------------
 TargetsArgument = Annotated[
     list[str],
     typer.Argument(
         metavar="TARGET",
-        help="Certificate files, bundles, directories (searched recursively) or HOST:PORT "
-        "endpoints (their served chain).",
+        help="Certificate files, bundles, CRL files, directories (searched recursively) or "
+        "HOST:PORT endpoints (their served chain).",
     ),
 ]
 TimeoutOption = Annotated[
@@ -244,7 +171,7 @@ def check_command(
     client_key: ClientKeyOption = None,
     server_name: ServerNameOption = None,
 ) -> None:
-    """Check certificate expiry in files, directories and served chains.
+    """Check certificate expiry (and CRLs' next update) in files, directories and served chains.
 
     Exit 0 all fine, 1 warning, 2 critical, expired or not yet valid, 3 a file could not be
     read or parsed, 4 an endpoint could not be reached (the highest that applies); 64 bad usage.
@@ -263,6 +190,9 @@ def check_command(
             # not a terminal (a pipe, a log): do not squeeze the table into 80 columns
             out = console if console.is_terminal else _WIDE
             out.print(render_check_table(report))
+        if report.crls:
+            out = console if console.is_terminal else _WIDE
+            out.print(render_crl_table(report))
         for finding in report.findings:
             style = "yellow" if finding.status is Status.OK else "bold red"
             label = "note" if finding.status is Status.OK else finding.status.value

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from grpcsec.doctor.chain import build_path
 from grpcsec.doctor.client_checks import (
     check_client_accepted,
     check_client_auth,
@@ -31,6 +32,7 @@ from grpcsec.doctor.connection_checks import (
 )
 from grpcsec.doctor.observations import Inputs, Observations
 from grpcsec.doctor.report import Check
+from grpcsec.doctor.revocation import revocation_check
 from grpcsec.doctor.server_checks import (
     ServedChain,
     check_chain,
@@ -44,30 +46,25 @@ __all__ = ["CERTIFICATE_CHECKS", "CHECK_NAMES", "STAGES", "evaluate"]
 
 CERTIFICATE_CHECKS = ("chain", "validity", "hostname", "server_eku", "key_strength")
 
-#: Every check, in order.
-CHECK_NAMES = (
-    "tcp",
-    "protocol",
+_TLS_STAGE = (
     "tls_versions",
     "alpn",
     "cipher",
     *CERTIFICATE_CHECKS,
+    "server_revocation",
     "client_auth",
     "client_cert",
-    "client_cert_accepted",
-    "grpc_health",
+    "client_revocation",
 )
+
+#: Every check, in order.
+CHECK_NAMES = ("tcp", "protocol", *_TLS_STAGE, "client_cert_accepted", "grpc_health")
 
 #: Probe stages, and the checks whose inputs each one completes.
 STAGES: tuple[tuple[str, frozenset[str]], ...] = (
     ("tcp", frozenset({"tcp"})),
     ("protocol", frozenset({"protocol"})),
-    (
-        "tls",
-        frozenset(
-            {"tls_versions", "alpn", "cipher", *CERTIFICATE_CHECKS, "client_auth", "client_cert"}
-        ),
-    ),
+    ("tls", frozenset(_TLS_STAGE)),
     ("client_certificate", frozenset({"client_cert_accepted"})),
     ("call", frozenset({"grpc_health"})),
 )
@@ -80,14 +77,30 @@ def _certificate_checks(inputs: Inputs, obs: Observations, now: dt.datetime) -> 
     served = ServedChain.of(chain, inputs.roots, whole=whole)
     if served is None:
         reason = "not judged: no certificate was received"
-        return [Check.skipped(name, reason) for name in CERTIFICATE_CHECKS]
-    return [
+        names = (*CERTIFICATE_CHECKS, "server_revocation") if inputs.crls else CERTIFICATE_CHECKS
+        return [Check.skipped(name, reason) for name in names]
+    checks = [
         check_chain(inputs, served),
         check_validity(inputs, served, now),
         check_hostname(inputs, served),
         check_server_eku(inputs, served),
         check_key_strength(inputs, served),
     ]
+    if inputs.crls:
+        path = served.path.path
+        checks.append(revocation_check("server_revocation", "server", path, inputs.crls, now))
+    return checks
+
+
+def _client_revocation(inputs: Inputs, now: dt.datetime) -> Check | None:
+    """The client certificate against ``--crl``, on its path through its own chain file and
+    ``--ca`` (the issuer must be in one of them for the CRL's signature to be checked)."""
+    client = inputs.client
+    if client is None or not inputs.crls or inputs.insecure:
+        return None
+    anchors = inputs.roots.certificates if inputs.roots is not None else ()
+    path = build_path(client.leaf, client.chain[1:], anchors).path
+    return revocation_check("client_revocation", "client", path, inputs.crls, now)
 
 
 def evaluate(inputs: Inputs, obs: Observations, now: dt.datetime) -> tuple[Check, ...]:
@@ -101,6 +114,7 @@ def evaluate(inputs: Inputs, obs: Observations, now: dt.datetime) -> tuple[Check
         *_certificate_checks(inputs, obs, now),
         check_client_auth(inputs, obs),
         check_client_cert(inputs, obs, now),
+        _client_revocation(inputs, now),
         check_client_accepted(inputs, obs),
         check_grpc_health(inputs, obs),
     ]

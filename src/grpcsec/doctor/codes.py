@@ -51,6 +51,8 @@ DIAGNOSES: MappingProxyType[str, str] = MappingProxyType(
         "uri_only_server_cert": "the server certificate names only URIs (SPIFFE), which gRPC "
         "clients in Python never match",
         "server_cert_wrong_eku": "the server certificate is not for TLS servers (no serverAuth)",
+        "server_cert_revoked": "the server certificate, or a CA in its chain, is revoked by a "
+        "CRL given with --crl",
         "server_key_mismatch": "the server key does not belong to its certificate (lint)",
         "unsupported_key_type": "a leaf key type grpcio cannot handshake with (Ed25519)",
         "cn_only_cert": "a certificate without subject alternative names (lint)",
@@ -63,6 +65,8 @@ DIAGNOSES: MappingProxyType[str, str] = MappingProxyType(
         "client_cert_not_yet_valid": "the client certificate is not valid yet",
         "client_cert_wrong_eku": "the client certificate is not for TLS clients (no clientAuth)",
         "client_cert_rejected": "the server refuses the client certificate",
+        "client_cert_revoked": "the client certificate, or a CA in its chain, is revoked by a "
+        "CRL given with --crl",
         # 5. the gRPC call
         "unauthenticated": "the call is refused with UNAUTHENTICATED (token or identity)",
         "permission_denied": "the call is refused with PERMISSION_DENIED (authorization)",
@@ -94,5 +98,7 @@ WARNINGS: MappingProxyType[str, str] = MappingProxyType(
         "certificate's issuer is not among them",
         "client_auth_unknown": "whether the server wants a client certificate could not be told",
         "health_unimplemented": "the server has no health service; the connection itself works",
+        "revocation_undetermined": "a CRL given with --crl cannot tell: none of the issuer, "
+        "signed by another key, or past its next update",
     }
 )

@@ -4,9 +4,11 @@ The same judgement as the endpoint checks, on files: the key belongs to the cert
 key file is private, the leaf is not a CA, the chain is leaf-first and (with ``--ca``) leads to
 a root without the bundle supplying intermediates the file lacks, the dates, the SANs (a
 CN-only or URI-only server certificate fails: grpc-go and Python clients cannot verify it), the
-name given with ``--host``, the extended key usage for the role, and key and signature
-strength. Codes are the endpoint doctor's, with the role's prefix where there is one
-(``server_cert_expired`` / ``client_cert_expired``).
+name given with ``--host``, the extended key usage for the role, key and signature
+strength, and (with ``--crl``) revocation of the leaf and its CAs
+(:mod:`grpcsec.doctor.revocation`; the issuer comes from the chain file or ``--ca``). Codes
+are the endpoint doctor's, with the role's prefix where there is one (``server_cert_expired`` /
+``client_cert_expired``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from grpcsec.doctor.chain import (
     weak_points,
 )
 from grpcsec.doctor.report import Check, DoctorReport
+from grpcsec.doctor.revocation import revocation_check
 from grpcsec.doctor.roots import explicit_roots
 from grpcsec.fileio import FileKind
 from grpcsec.material import StrPath
@@ -43,6 +46,7 @@ from grpcsec.pki import (
     load_private_key,
     read_file,
 )
+from grpcsec.pki.crl import load_crl_file
 from grpcsec.pki.keys import public_keys_equal
 
 __all__ = ["LintRequest", "lint"]
@@ -50,7 +54,8 @@ __all__ = ["LintRequest", "lint"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LintRequest:
-    """Files to check, for which ``role``, and optionally the CA bundle and a host name."""
+    """Files to check, for which ``role``, and optionally the CA bundle, a host name and CRL
+    files."""
 
     cert: StrPath
     key: StrPath
@@ -58,6 +63,7 @@ class LintRequest:
     role: Role = Role.SERVER
     host: str | None = None
     key_password: bytes | None = field(default=None, repr=False)
+    crls: tuple[StrPath, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,8 +266,9 @@ def lint(request: LintRequest, *, now: dt.datetime) -> DoctorReport:
         read_file(Path(key_path), kind=FileKind.KEY), password=request.key_password, source=key_path
     )
     anchors = None if request.ca is None else explicit_roots(request.ca).certificates
+    crls = tuple(load_crl_file(path) for path in request.crls)
     files = _Files(request=request, chain=tuple(chain), key=key, anchors=anchors)
-    checks = (
+    checks: tuple[Check, ...] = (
         _key_pair(files),
         _key_file(files),
         _leaf(files),
@@ -271,6 +278,9 @@ def lint(request: LintRequest, *, now: dt.datetime) -> DoctorReport:
         _eku(files),
         _strength(files),
     )
+    if crls:
+        path = build_path(files.leaf, files.chain[1:], anchors or ()).path
+        checks += (revocation_check("revocation", files.role, path, crls, now),)
     facts = {
         "certificate": cert_path,
         "key": key_path,

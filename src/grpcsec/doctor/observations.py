@@ -13,6 +13,7 @@ from grpcsec.doctor.client import ClientMaterial
 from grpcsec.doctor.probe import TlsProbe
 from grpcsec.doctor.roots import Roots
 from grpcsec.doctor.tcp import SniffResult, TcpResult
+from grpcsec.pki.crl import RevocationList
 from grpcsec.target import Target
 
 __all__ = ["CallResult", "Inputs", "Observations"]
@@ -21,7 +22,8 @@ __all__ = ["CallResult", "Inputs", "Observations"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Inputs:
     """What the user asked for. ``server_name`` is the name verified and sent as SNI (the
-    ``--server-name`` or the target's host); ``roots`` is ``None`` only for ``insecure``."""
+    ``--server-name`` or the target's host); ``roots`` is ``None`` only for ``insecure``;
+    ``crls`` are the ``--crl`` lists (revocation is checked only when there are some)."""
 
     target: Target
     server_name: str
@@ -31,6 +33,7 @@ class Inputs:
     client: ClientMaterial | None = None
     token_given: bool = False
     timeout: float = 5.0
+    crls: tuple[RevocationList, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

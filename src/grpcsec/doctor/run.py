@@ -34,6 +34,7 @@ from grpcsec.doctor.roots import default_grpc_roots, explicit_roots
 from grpcsec.doctor.tcp import SniffOutcome, TcpOutcome, sniff_h2c, tcp_connect
 from grpcsec.errors import ConfigurationError
 from grpcsec.material import StrPath
+from grpcsec.pki.crl import load_crl_file
 from grpcsec.target import Target
 
 __all__ = ["DoctorRequest", "diagnose"]
@@ -48,7 +49,9 @@ class DoctorRequest:
     ``ca=None`` means "the roots a default grpcio client would use", which the report names.
     ``token`` is sent as ``authorization: Bearer`` on the health call only, and never appears in
     ``repr`` or the report. ``environ`` decides the default roots (``os.environ`` when
-    ``None``). Invalid combinations raise :class:`~grpcsec.errors.ConfigurationError`.
+    ``None``). ``crls`` are CRL files: the served chain and the client certificate are
+    checked against them. Invalid combinations raise
+    :class:`~grpcsec.errors.ConfigurationError`.
     """
 
     target: Target
@@ -61,15 +64,17 @@ class DoctorRequest:
     insecure: bool = False
     timeout: float = 5.0
     environ: Mapping[str, str] | None = field(default=None, repr=False)
+    crls: tuple[StrPath, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
             raise ConfigurationError("the timeout must be a positive number of seconds")
         if (self.cert is None) != (self.key is None):
             raise ConfigurationError("pass both --cert and --key, or neither")
-        if self.insecure and (self.ca or self.cert or self.server_name):
+        if self.insecure and (self.ca or self.cert or self.server_name or self.crls):
             raise ConfigurationError(
-                "--insecure checks a plaintext server; drop --ca, --cert/--key and --server-name"
+                "--insecure checks a plaintext server; drop --ca, --cert/--key, --server-name "
+                "and --crl"
             )
         if self.insecure and self.token:
             raise ConfigurationError(
@@ -101,6 +106,7 @@ class DoctorRequest:
             client=client,
             token_given=self.token is not None,
             timeout=self.timeout,
+            crls=tuple(load_crl_file(path) for path in self.crls),
         )
 
 

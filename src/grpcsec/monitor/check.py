@@ -17,6 +17,11 @@ applies, so a script that sees 2 knows that every target was read:
 * 64 — bad usage (an unknown option, a bad threshold). Not 2, as elsewhere in grpcsec,
   because 2 means critical here; 64 is ``EX_USAGE`` from BSD's sysexits.h.
 
+Certificate revocation lists found among the targets (``grpcsec check ca.crl``, or in a
+directory) are judged by their next update with the same thresholds
+(:mod:`grpcsec.monitor.crls`): a CRL past its next update is critical, like an expired
+certificate. They are listed under ``crls`` in ``--json``.
+
 Trust bundles (files of self-signed CA certificates only) are judged as a whole: a root that
 expires next to another that stays valid is the normal state of a CA rotation, not an
 outage. Each root is still listed with its own status, but it counts with the status of the
@@ -32,6 +37,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from grpcsec.monitor.crls import CheckedCrl, judge_crl
 from grpcsec.monitor.probe import ProbeOptions, Prober
 from grpcsec.monitor.sources import (
     CertificateSet,
@@ -163,6 +169,7 @@ class CheckReport:
     certificates: tuple[CheckedCertificate, ...]
     findings: tuple[Finding, ...]
     errors: tuple[SourceError, ...]
+    crls: tuple[CheckedCrl, ...] = ()
 
     @property
     def exit_code(self) -> CheckExit:
@@ -171,6 +178,7 @@ class CheckReport:
         for severity in (
             *(c.effective.severity for c in self.certificates),
             *(f.status.severity for f in self.findings),
+            *(c.status.severity for c in self.crls),
         ):
             code = max(code, CheckExit(severity))
         for error in self.errors:
@@ -200,6 +208,7 @@ class CheckReport:
             "targets": list(self.targets),
             "counts": self.counts(),
             "certificates": [c.to_json(self.now) for c in self.certificates],
+            "crls": [c.to_json(self.now) for c in self.crls],
             "findings": [f.to_json() for f in self.findings],
             "errors": [e.to_json() for e in self.errors],
         }
@@ -271,13 +280,17 @@ def check_readings(
     certificates: list[CheckedCertificate] = []
     findings: list[Finding] = []
     errors: list[SourceError] = []
+    crls: list[CheckedCrl] = []
     for reading in readings:
         errors.extend(reading.errors)
         for entry in reading.sets:
             checked, found = _judge_set(entry, thresholds, now)
             certificates.extend(checked)
             findings.extend(found)
+        crls.extend(judge_crl(found_crl, thresholds, now) for found_crl in reading.crls)
     certificates.sort(key=lambda c: (c.info.not_after, c.source, c.position))
+    far = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+    crls.sort(key=lambda c: (c.crl.next_update or far, c.source))
     return CheckReport(
         now=now,
         thresholds=thresholds,
@@ -285,6 +298,7 @@ def check_readings(
         certificates=tuple(certificates),
         findings=tuple(findings),
         errors=tuple(errors),
+        crls=tuple(crls),
     )
 
 

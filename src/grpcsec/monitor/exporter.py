@@ -13,6 +13,9 @@ gauges, so alerts do the arithmetic with ``time()``):
 * ``grpcsec_cert_expired`` (gauge): 1 when past not-after, else 0;
 * ``grpcsec_cert_lifetime_elapsed_ratio`` (gauge): the share of not-before..not-after elapsed
   (0 before not-before, above 1 once expired);
+* ``grpcsec_crl_next_update_timestamp_seconds`` (gauge): a CRL's next update, per CRL file
+  among the targets (a CRL without a next update has no sample);
+* ``grpcsec_crl_revoked_entries`` (gauge): how many certificates that CRL revokes;
 * ``grpcsec_exporter_target_up`` (gauge): 1 when the target was read without error, else 0;
 * ``grpcsec_exporter_read_errors_total`` (counter): files that could not be read or parsed;
 * ``grpcsec_exporter_probe_errors_total`` (counter): endpoint probes that failed.
@@ -20,7 +23,9 @@ gauges, so alerts do the arithmetic with ``time()``):
 Per-certificate labels: ``target`` (the argument: file, directory or ``HOST:PORT``),
 ``source`` (the file inside a directory, else the target), ``subject_cn``, ``issuer_cn`` and
 ``serial`` (lower-case hex, as ``grpcsec inspect`` shows it). Per-target metrics carry
-``target`` only. Every target's counters exist (at 0) from the start.
+``target`` only. Per-CRL labels: ``source`` (the file) and ``issuer`` (the issuer's DN, RFC
+4514), the same as :meth:`grpcsec.monitor.ServiceMetrics.observe_crl`, so one alert rule
+covers the exporter and a serving process. Every target's counters exist (at 0) from the start.
 """
 
 from __future__ import annotations
@@ -38,9 +43,14 @@ from grpcsec.text import get_logger
 
 log = get_logger(__name__)
 
-__all__ = ["CERTIFICATE_LABELS", "CertificateCollector"]
+__all__ = ["CERTIFICATE_LABELS", "CRL_LABELS", "CertificateCollector"]
 
 CERTIFICATE_LABELS = ("target", "source", "subject_cn", "issuer_cn", "serial")
+CRL_LABELS = ("source", "issuer")
+CRL_NEXT_UPDATE = "grpcsec_crl_next_update_timestamp_seconds"
+CRL_REVOKED = "grpcsec_crl_revoked_entries"
+CRL_NEXT_UPDATE_HELP = "A CRL's next update as a Unix timestamp (stale after it)."
+CRL_REVOKED_HELP = "How many certificates a CRL revokes."
 
 _NOT_AFTER = "grpcsec_cert_not_after_timestamp_seconds"
 _NOT_BEFORE = "grpcsec_cert_not_before_timestamp_seconds"
@@ -71,6 +81,10 @@ def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
             "Fraction of the certificate's lifetime (not-before to not-after) elapsed.",
             labels=CERTIFICATE_LABELS,
         ),
+        CRL_NEXT_UPDATE: GaugeMetricFamily(
+            CRL_NEXT_UPDATE, CRL_NEXT_UPDATE_HELP, labels=CRL_LABELS
+        ),
+        CRL_REVOKED: GaugeMetricFamily(CRL_REVOKED, CRL_REVOKED_HELP, labels=CRL_LABELS),
         _UP: GaugeMetricFamily(
             _UP, "1 when the target was read (or probed) without error, else 0.", labels=["target"]
         ),
@@ -186,6 +200,16 @@ class CertificateCollector:
                     families[_NOT_BEFORE].add_metric(label_list, info.not_before.timestamp())
                     families[_EXPIRED].add_metric(label_list, 1.0 if now > info.not_after else 0.0)
                     families[_ELAPSED].add_metric(label_list, info.lifetime_used(now))
+            for found in reading.crls:
+                crl_labels = (found.origin, found.crl.issuer.rfc4514_string())
+                if crl_labels in seen:  # the same issuer's CRL twice in one file
+                    continue
+                seen.add(crl_labels)
+                if found.crl.next_update is not None:
+                    families[CRL_NEXT_UPDATE].add_metric(
+                        list(crl_labels), found.crl.next_update.timestamp()
+                    )
+                families[CRL_REVOKED].add_metric(list(crl_labels), float(len(found.crl.entries)))
         for target in self._targets:
             families[_UP].add_metric([target], 1.0 if up.get(target, False) else 0.0)
             families[_READ_ERRORS].add_metric([target], float(read_errors.get(target, 0)))

@@ -18,7 +18,11 @@ new TLS connection), the authentication and authorization interceptors.
   ``internal``) and :class:`~grpcsec.denial.DenialReason` of each refusal;
 * ``grpcsec_authentication_failures_total`` (counter; reason): the ``unauthenticated`` part of
   the above, kept for existing dashboards;
-* ``grpcsec_authorization_decisions_total`` (counter; policy, rule, decision).
+* ``grpcsec_authorization_decisions_total`` (counter; policy, rule, decision);
+* ``grpcsec_crl_next_update_timestamp_seconds`` and ``grpcsec_crl_revoked_entries`` (gauges;
+  source, issuer): the CRLs this process enforces, with the names and labels of
+  ``grpcsec exporter`` (:meth:`ServiceMetrics.observe_crl`; one series per source, replaced
+  when that source's CRL changes).
 
 ``role`` is ``server`` (the certificate this process serves) or ``client`` (the one it presents
 to its upstreams); each role has one series, for the current certificate: the previous
@@ -41,7 +45,15 @@ import threading
 from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from grpcsec.monitor.exporter import (
+    CRL_LABELS,
+    CRL_NEXT_UPDATE,
+    CRL_NEXT_UPDATE_HELP,
+    CRL_REVOKED,
+    CRL_REVOKED_HELP,
+)
 from grpcsec.pki import CertificateInfo
+from grpcsec.pki.crl import RevocationList
 
 __all__ = ["ServiceMetrics"]
 
@@ -129,8 +141,13 @@ class ServiceMetrics:
             ("policy", "rule", "decision"),
             registry=registry,
         )
+        self._crl_next_update = Gauge(
+            CRL_NEXT_UPDATE, CRL_NEXT_UPDATE_HELP, CRL_LABELS, registry=registry
+        )
+        self._crl_revoked = Gauge(CRL_REVOKED, CRL_REVOKED_HELP, CRL_LABELS, registry=registry)
         self._lock = threading.Lock()
         self._current: dict[str, tuple[str, str, str, str]] = {}
+        self._crls: dict[str, tuple[tuple[Gauge, tuple[str, str]], ...]] = {}
 
     # -- certificates ------------------------------------------------------------------------
     def _observe(self, role: str, certificate: x509.Certificate | CertificateInfo | None) -> None:
@@ -158,6 +175,24 @@ class ServiceMetrics:
     ) -> None:
         """The leaf this process now presents as a client (``None``: none)."""
         self._observe("client", certificate)
+
+    # -- revocation lists ----------------------------------------------------------------------
+    def observe_crl(self, source: str, crl: RevocationList | None) -> None:
+        """The CRL now in force from ``source`` (a file path; ``None``: none any more, its
+        series are removed). A new CRL from the same source replaces the previous series, even
+        when its issuer differs. A CRL without a next update has no next-update sample."""
+        with self._lock:
+            for gauge, labels in self._crls.pop(source, ()):
+                gauge.remove(*labels)
+            if crl is None:
+                return
+            labels = (source, crl.issuer.rfc4514_string())
+            series = [(self._crl_revoked, labels)]
+            self._crl_revoked.labels(*labels).set(len(crl.entries))
+            if crl.next_update is not None:
+                self._crl_next_update.labels(*labels).set(crl.next_update.timestamp())
+                series.append((self._crl_next_update, labels))
+            self._crls[source] = tuple(series)
 
     # -- rotation ----------------------------------------------------------------------------
     def reload_succeeded(self, now: dt.datetime) -> None:

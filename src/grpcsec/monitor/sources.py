@@ -9,14 +9,17 @@ or unreachable endpoint never hides the others.
 Files. PEM (any number of certificates, in file order) or one DER certificate. PEM blocks
 that are not certificates (a private key in a combined ``cert+key`` file, a CSR) are skipped,
 so ``check server.pem`` works on such files; a file with *no* certificate is an error.
+Certificate revocation lists are recognised by their content, whatever the file is called:
+``X509 CRL`` PEM blocks, or DER that parses as a CRL; they become :class:`CrlFile` entries
+(``*.crl`` files are read with the CRL size cap, others with the certificate one).
 
 Directories are searched recursively, in name order, for files named ``*.pem``, ``*.crt``,
-``*.cer``, ``*.cert`` or ``*.der``. Other files (keys, notes) are ignored, and so are PEM files
-that hold only keys or CSRs. Hidden entries (names starting with ``.``) are skipped: that is
-where Kubernetes keeps the ``..data``/``..2024_...`` copies of a mounted secret, whose visible
-names are symlinks to them. Symlinked files are followed and each real file is read once;
-symlinked directories are not followed (no loops). A directory without any certificate file
-is an error (a secret that is not mounted looks exactly like that).
+``*.cer``, ``*.cert``, ``*.der`` or ``*.crl``. Other files (keys, notes) are ignored, and so
+are PEM files that hold only keys or CSRs. Hidden entries (names starting with ``.``) are
+skipped: that is where Kubernetes keeps the ``..data``/``..2024_...`` copies of a mounted
+secret, whose visible names are symlinks to them. Symlinked files are followed and each real
+file is read once; symlinked directories are not followed (no loops). A directory without any
+certificate or CRL file is an error (a secret that is not mounted looks exactly like that).
 """
 
 from __future__ import annotations
@@ -32,13 +35,16 @@ from pathlib import Path
 from cryptography import x509
 
 from grpcsec.errors import ConfigurationError, GrpcsecError, MaterialError
+from grpcsec.fileio import FileKind
 from grpcsec.monitor.probe import EndpointError, Prober, ProbeResult
 from grpcsec.pki import BundleReport, inspect_bundle, load_certificates, read_file
+from grpcsec.pki.crl import RevocationList, load_crl
 from grpcsec.target import Target
 
 __all__ = [
     "CERTIFICATE_SUFFIXES",
     "CertificateSet",
+    "CrlFile",
     "EndpointSource",
     "ErrorKind",
     "PathSource",
@@ -50,7 +56,9 @@ __all__ = [
     "read_sources",
 ]
 
-CERTIFICATE_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".cert", ".der"})
+CERTIFICATE_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".cert", ".der", ".crl"})
+_CRL_SUFFIX = ".crl"
+_CRL_BLOCK = b"X509 CRL"
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
@@ -150,33 +158,62 @@ class CertificateSet:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CrlFile:
+    """One certificate revocation list found in a file (``origin``) of ``target``."""
+
+    target: str
+    origin: str
+    crl: RevocationList
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reading:
-    """What one target held: certificate sets (empty when it failed) and errors."""
+    """What one target held: certificate sets and CRLs (empty when it failed) and errors."""
 
     target: str
     sets: tuple[CertificateSet, ...] = ()
     errors: tuple[SourceError, ...] = ()
+    crls: tuple[CrlFile, ...] = ()
 
 
 class _NoCertificateError(MaterialError):
     """A PEM file that holds only other blocks (keys, CSRs)."""
 
 
-def _parse_file(path: Path) -> list[x509.Certificate]:
-    data = read_file(path)
+def _der_crl(data: bytes, path: Path) -> RevocationList | None:
+    """The CRL a DER file holds, or ``None`` when it is not one (then: a certificate)."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return None
+    try:
+        return load_crl(data, source=path)
+    except MaterialError:
+        return None
+
+
+def _parse_file(path: Path) -> tuple[list[x509.Certificate], list[RevocationList]]:
+    named_crl = path.suffix.lower() == _CRL_SUFFIX
+    data = read_file(path, kind=FileKind.CRL if named_crl else FileKind.CERTIFICATES)
     begins = _PEM_BEGIN.findall(data)
+    if not begins and named_crl:  # a ``*.crl`` that is not PEM: a DER CRL, or the CRL error
+        return [], [load_crl(data, source=path)]
+    if not begins:
+        crl = _der_crl(data, path)
+        if crl is not None:
+            return [], [crl]
     if not begins or all(kind == b"CERTIFICATE" for kind in begins):
-        return load_certificates(data, source=path)
+        return load_certificates(data, source=path), []
     blocks = list(_PEM_BLOCK.finditer(data))
     if len(blocks) != len(begins):
         raise MaterialError("truncated PEM: a BEGIN line has no matching END line", path=path)
     kept = [m.group(0) for m in blocks if m.group(1) == b"CERTIFICATE"]
-    if not kept:
+    crls = [load_crl(m.group(0), source=path) for m in blocks if m.group(1) == _CRL_BLOCK]
+    if not kept and not crls:
         kinds = sorted({m.group(1).decode("ascii").lower() for m in blocks})
         raise _NoCertificateError(
-            f"no certificate in the file (it holds: {', '.join(kinds)})", path=path
+            f"no certificate or CRL in the file (it holds: {', '.join(kinds)})", path=path
         )
-    return load_certificates(b"\n".join(kept), source=path)
+    certificates = load_certificates(b"\n".join(kept), source=path) if kept else []
+    return certificates, crls
 
 
 def _walk(root: Path, errors: list[str]) -> Iterator[Path]:
@@ -198,18 +235,29 @@ def _inspect(certificates: tuple[x509.Certificate, ...], origin: str) -> BundleR
         raise MaterialError(f"a certificate cannot be parsed: {exc}", path=origin) from exc
 
 
-def _file_set(target: str, path: Path) -> CertificateSet:
-    certificates = tuple(_parse_file(path))
-    return CertificateSet(
-        target=target,
-        origin=str(path),
-        certificates=certificates,
-        report=_inspect(certificates, str(path)),
+def _read_file(target: str, path: Path) -> Reading:
+    """The certificates and CRLs of one file (raises for an unreadable one)."""
+    parsed, crls = _parse_file(path)
+    certificates = tuple(parsed)
+    sets = (
+        (
+            CertificateSet(
+                target=target,
+                origin=str(path),
+                certificates=certificates,
+                report=_inspect(certificates, str(path)),
+            ),
+        )
+        if certificates
+        else ()
     )
+    found = tuple(CrlFile(target=target, origin=str(path), crl=crl) for crl in crls)
+    return Reading(target=target, sets=sets, crls=found)
 
 
 def _read_directory(target: str, root: Path) -> Reading:
     sets: list[CertificateSet] = []
+    crls: list[CrlFile] = []
     errors: list[SourceError] = []
     listing_errors: list[str] = []
     seen: set[str] = set()
@@ -222,7 +270,9 @@ def _read_directory(target: str, root: Path) -> Reading:
             continue
         seen.add(real)
         try:
-            sets.append(_file_set(target, path))
+            reading = _read_file(target, path)
+            sets.extend(reading.sets)
+            crls.extend(reading.crls)
         except _NoCertificateError:
             continue
         except GrpcsecError as exc:
@@ -231,7 +281,7 @@ def _read_directory(target: str, root: Path) -> Reading:
         SourceError(target=target, origin=target, kind=ErrorKind.READ, message=message)
         for message in listing_errors
     )
-    if not sets and not errors:
+    if not sets and not crls and not errors:
         suffixes = ", ".join(f"*{s}" for s in sorted(CERTIFICATE_SUFFIXES))
         errors.append(
             SourceError(
@@ -241,7 +291,7 @@ def _read_directory(target: str, root: Path) -> Reading:
                 message=f"{target}: no certificate files found (looked for {suffixes})",
             )
         )
-    return Reading(target=target, sets=tuple(sets), errors=tuple(errors))
+    return Reading(target=target, sets=tuple(sets), errors=tuple(errors), crls=tuple(crls))
 
 
 def _read_error(target: str, origin: str, exc: GrpcsecError) -> SourceError:
@@ -295,7 +345,7 @@ def read_source(source: Source, *, prober: Prober | None = None) -> Reading:
     if path.is_dir():
         return _read_directory(target, path)
     try:
-        return Reading(target=target, sets=(_file_set(target, path),))
+        return _read_file(target, path)
     except GrpcsecError as exc:
         return Reading(target=target, errors=(_read_error(target, target, exc),))
 

@@ -17,6 +17,11 @@ Defaults (see docs/monitoring.md), and why:
 
 Certificates that are expired or not yet valid are critical whatever the thresholds: a peer
 rejects them now.
+
+The same thresholds judge a CRL (:class:`~grpcsec.monitor.crls.CrlWindow`): its this-update to
+next-update span is its "lifetime", so ``75%`` of a 7-day CRL warns after 5 days and 6 hours,
+and a CRL past its next update is expired (critical: a verifier that denies undetermined
+revocation refuses every call).
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ import datetime as dt
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from grpcsec.errors import ConfigurationError, IssuanceError
-from grpcsec.pki import CertificateInfo, format_duration, parse_duration
+from grpcsec.pki import format_duration, parse_duration
 
 __all__ = [
     "DEFAULT_CRITICAL",
@@ -35,8 +41,24 @@ __all__ = [
     "Status",
     "Threshold",
     "Thresholds",
+    "Window",
     "judge",
 ]
+
+
+class Window(Protocol):
+    """What the thresholds judge: a validity window (a certificate's, or a CRL's this-update to
+    next-update). :class:`~grpcsec.pki.CertificateInfo` is one."""
+
+    @property
+    def not_before(self) -> dt.datetime: ...
+
+    @property
+    def not_after(self) -> dt.datetime: ...
+
+    def time_left(self, now: dt.datetime) -> dt.timedelta: ...
+
+    def lifetime_used(self, now: dt.datetime) -> float: ...
 
 
 class Status(enum.Enum):
@@ -124,13 +146,13 @@ class Threshold:
                     ) from exc
         return cls(time_left=time_left, lifetime_used=used)
 
-    def reached(self, info: CertificateInfo, now: dt.datetime) -> bool:
+    def reached(self, info: Window, now: dt.datetime) -> bool:
         """Whether ``info`` is at or past this point at ``now`` (every given condition holds)."""
         if self.time_left is not None and info.time_left(now) > self.time_left:
             return False
         return self.lifetime_used is None or info.lifetime_used(now) >= self.lifetime_used
 
-    def moment(self, info: CertificateInfo) -> dt.datetime:
+    def moment(self, info: Window) -> dt.datetime:
         """When ``info`` reaches this point (the later of the conditions)."""
         moments = []
         if self.time_left is not None:
@@ -222,7 +244,7 @@ def _parse_or(text: str | Iterable[str] | None, default: Threshold) -> Threshold
     return Threshold.parse(text)
 
 
-def judge(info: CertificateInfo, thresholds: Thresholds, now: dt.datetime) -> tuple[Status, str]:
+def judge(info: Window, thresholds: Thresholds, now: dt.datetime) -> tuple[Status, str]:
     """The status of ``info`` at ``now`` and a one-line reason for people."""
     if now < info.not_before:
         return Status.NOT_YET_VALID, (

@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpcsec.pki.keys import describe_public_key
 from grpcsec.pki.names import SubjectAltNames
 from grpcsec.pki.strength import issued_by as _issued_by
-from grpcsec.pki.validity import format_duration
+from grpcsec.pki.validity import elapsed_fraction, format_duration
 
 __all__ = [
     "BundleReport",
@@ -165,9 +165,7 @@ class CertificateInfo:
 
     def lifetime_used(self, now: dt.datetime) -> float:
         """Fraction of the lifetime elapsed at ``now`` (0 before not-before, 1 and more after)."""
-        total = (self.not_after - self.not_before).total_seconds()
-        used = (now - self.not_before).total_seconds()
-        return max(0.0, used / total) if total > 0 else 1.0
+        return elapsed_fraction(self.not_before, self.not_after, now)
 
     def status(self, now: dt.datetime) -> str:
         """``valid``, ``expired`` or ``not_yet_valid`` at ``now``."""

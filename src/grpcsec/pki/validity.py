@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_LEAF_VALIDITY",
     "DEFAULT_ROOT_VALIDITY",
     "Validity",
+    "elapsed_fraction",
     "format_duration",
     "leaf_validity",
     "parse_duration",
@@ -55,6 +56,14 @@ _DURATION = re.compile(r"(\d+)(ms|[smhdwy])")
 def utcnow() -> dt.datetime:
     """The current time as an aware UTC datetime, from :data:`grpcsec.clock.SYSTEM_CLOCK`."""
     return SYSTEM_CLOCK.now()
+
+
+def elapsed_fraction(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> float:
+    """The share of ``start``..``end`` elapsed at ``now``: 0 before the start, 1 and more after
+    the end; 1 for an empty or inverted window (nothing is left of it)."""
+    total = (end - start).total_seconds()
+    used = (now - start).total_seconds()
+    return max(0.0, used / total) if total > 0 else 1.0
 
 
 def parse_duration(text: str) -> dt.timedelta:

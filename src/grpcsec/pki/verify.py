@@ -7,8 +7,12 @@ wrong EKU, host not among the SANs, issuer not in the bundle), because the libra
 messages ("candidates exhausted") do not tell a person what to fix. The pre-checks can only
 reject; acceptance always comes from the library.
 
-Not checked: revocation (CRL/OCSP), name constraints beyond what the library enforces, and
-Ed25519 chains, which the web PKI profile forbids (reported as ``invalid_chain``).
+Revocation is checked only when CRLs are given, after the path validated: the verified path is
+handed to :func:`grpcsec.pki.crl_check.check_path_revocation` (``revoked``, or
+``revocation_undetermined`` for a missing, wrongly-signed, expired or not-yet-valid CRL of the
+leaf's issuer; never a silent OK). Not checked: OCSP, name constraints beyond what the library
+enforces, and Ed25519 chains, which the web PKI profile forbids (reported as
+``invalid_chain``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from grpcsec.errors import VerificationError, VerifyReason
 from grpcsec.pki.anchors import check_anchors
+from grpcsec.pki.crl import RevocationList
+from grpcsec.pki.crl_check import RevocationStatus, check_path_revocation
 from grpcsec.pki.inspect import CertificateInfo
 
 __all__ = ["Role", "VerifiedChain", "host_matches", "verify_certificate"]
@@ -184,12 +190,14 @@ def verify_certificate(
     intermediates: Sequence[x509.Certificate] = (),
     role: Role | None = None,
     host: str | None = None,
+    crls: Sequence[RevocationList] = (),
     now: dt.datetime,
 ) -> VerifiedChain:
     """Verify ``leaf`` against the ``trust`` anchors at ``now``.
 
     ``role`` checks the extended key usage; ``host`` (implies the server role) checks DNS/IP
-    SANs. Raises :class:`VerificationError` whose ``reason`` is the first check that failed,
+    SANs; ``crls`` (when any) checks revocation of the verified path (module docstring).
+    Raises :class:`VerificationError` whose ``reason`` is the first check that failed,
     and :class:`~grpcsec.errors.MaterialError` when an anchor is not a CA
     (:func:`~grpcsec.pki.anchors.check_anchors`): bad input, not a verdict on ``leaf``.
     """
@@ -238,4 +246,18 @@ def verify_certificate(
         raise VerificationError(
             VerifyReason.INVALID_CHAIN, f"the chain does not validate: {detail}"
         ) from exc
+    if crls:
+        _check_revocation(chain, crls, now)
     return VerifiedChain(chain=tuple(chain), role=role, host=host)
+
+
+def _check_revocation(
+    chain: Sequence[x509.Certificate], crls: Sequence[RevocationList], now: dt.datetime
+) -> None:
+    verdict = check_path_revocation(chain, crls, now=now)
+    if verdict.status is RevocationStatus.REVOKED:
+        raise VerificationError(
+            VerifyReason.REVOKED, f"{verdict.message}; reissue it and stop using the old one"
+        )
+    if verdict.status is RevocationStatus.UNDETERMINED:
+        raise VerificationError(VerifyReason.REVOCATION_UNDETERMINED, verdict.message)
