@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -91,13 +91,23 @@ class CRLSource:
         return FileSet((f, FileKind.CRL) for f in self.files()).read()
 
 
+_SIGNATURES_KEPT = 1024
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CRLSet:
     """The CRLs in service, indexed by issuer name (then key identifier) for one dict access
-    per certificate. Where two CRLs speak for the same issuer, the higher CRL number wins."""
+    per certificate. Where two CRLs speak for the same issuer, the higher CRL number wins.
+
+    :meth:`signed_by` remembers each (CRL, issuer certificate) answer: verifying a CRL's
+    signature re-encodes the whole list (milliseconds for 100,000 entries), and the answer
+    cannot change while this set is in service."""
 
     crls: tuple[RevocationList, ...]
     by_name: Mapping[bytes, tuple[RevocationList, ...]]
+    _signed: dict[tuple[int, x509.Certificate], bool] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, crls: Iterable[RevocationList]) -> CRLSet:
@@ -123,6 +133,17 @@ class CRLSet:
                 return crl
         return None
 
+    def signed_by(self, crl: RevocationList, issuer: x509.Certificate) -> bool:
+        """:meth:`RevocationList.is_signed_by`, remembered for this set (bounded)."""
+        key = (id(crl), issuer)
+        found = self._signed.get(key)
+        if found is None:
+            found = crl.is_signed_by(issuer)
+            if len(self._signed) >= _SIGNATURES_KEPT:
+                self._signed.clear()
+            self._signed[key] = found
+        return found
+
     def names_for(self, name: x509.Name) -> tuple[RevocationList, ...]:
         """Every CRL naming ``name`` as its issuer, whatever its key identifier."""
         return self.by_name.get(name.public_bytes(), ())
@@ -133,9 +154,9 @@ class CRLSet:
         return ", ".join(parts) or "no CRLs"
 
 
-def _check_anchored(crl: RevocationList, anchors: Iterable[x509.Certificate]) -> None:
+def _check_anchored(crls: CRLSet, crl: RevocationList, anchors: Iterable[x509.Certificate]) -> None:
     namesakes = [a for a in anchors if a.subject == crl.issuer]
-    if namesakes and not any(crl.is_signed_by(a) for a in namesakes):
+    if namesakes and not any(crls.signed_by(crl, a) for a in namesakes):
         raise MaterialError(
             f"the CRL names trusted client CA {crl.issuer.rfc4514_string()!r} as its issuer but "
             "is not signed by that CA (wrong key, or another CA with the same name)",
@@ -151,12 +172,13 @@ def build_crl_set(
     """The set ``contents`` holds, checked as the module docstring says; raises
     :class:`MaterialError` (one line, naming the file) otherwise."""
     trusted = tuple(anchors)
-    crls = []
-    for path, data in zip(contents.paths, contents.parts, strict=True):
-        crl = load_crl(data, source=path)
-        _check_anchored(crl, trusted)
-        crls.append(crl)
-    new = CRLSet.of(crls)
+    parsed = [
+        load_crl(data, source=path)
+        for path, data in zip(contents.paths, contents.parts, strict=True)
+    ]
+    new = CRLSet.of(parsed)
+    for crl in parsed:  # every file, also one a higher-numbered CRL overrides
+        _check_anchored(new, crl, trusted)
     if current is not None:
         held = {issuer_key(c): c for c in new.crls}
         for old in current.crls:

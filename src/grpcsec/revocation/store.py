@@ -177,6 +177,11 @@ class RevocationCheck:
             log.warning("%s; allowed (allow_undetermined)", verdict.message)
         return verdict
 
+    def clear(self) -> None:
+        """Forget every cached verdict (benchmarks; a new generation does this by itself)."""
+        with self._lock:
+            self._cache.clear()
+
     def check(self, call: CallInfo) -> None:
         """Raise :class:`AuthenticationError` for a revoked or undetermined chain."""
         peer = call.peer

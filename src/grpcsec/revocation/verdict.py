@@ -106,11 +106,13 @@ def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | Non
     return a if b is None else min(a, b)
 
 
-def _unusable(crl: RevocationList, issuer: x509.Certificate | None, now: dt.datetime) -> str | None:
+def _unusable(
+    crls: CRLSet, crl: RevocationList, issuer: x509.Certificate | None, now: dt.datetime
+) -> str | None:
     """Why ``crl`` cannot decide about a certificate of ``issuer`` at ``now`` (``None``: it can)."""
     if issuer is None:
         return "no certificate of its issuer (sent or trusted) to check the CRL with"
-    if not crl.is_signed_by(issuer):
+    if not crls.signed_by(crl, issuer):
         return "the CRL is not signed by the issuer's key"
     if crl.not_yet_valid(now):
         return f"the CRL is not valid before {crl.this_update.isoformat()}"
@@ -140,7 +142,7 @@ def judge_chain(
                 break
             continue
         who = _who(certificate, position)
-        problem = _unusable(crl, issuer, now)
+        problem = _unusable(crls, crl, issuer, now)
         if problem is not None:
             if crl.not_yet_valid(now):
                 recheck = _earliest(recheck, crl.this_update)
