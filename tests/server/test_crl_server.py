@@ -148,9 +148,14 @@ def test_a_bad_replacement_is_refused_and_the_last_good_crls_stay(m: Material, k
             assert running.reload()["crl"] == "refused"
             assert unauthenticated(running.target, creds(m, m.revoked))  # still revoked
             assert whoami(running.target, creds(m, m.good))  # still served
+        root_crl.unlink()  # a missing CRL: the root's revocations must not be dropped
+        assert running.reload()["crl"] == "refused"
+        assert unauthenticated(running.target, creds(m, m.revoked))
         reload = running.status()["crl"]["reload"]
-        assert reload["reload_failures"] >= 2
+        assert reload["reload_failures"] >= 3
+        assert "no CRL of" in reload["last_failure"]["message"]
         assert reload["last_failure"]["message"].startswith("CRLs not reloaded")
+        assert running.status()["crl"]["generation"] == 1
 
 
 @pytest.mark.slow
