@@ -271,3 +271,11 @@ def test_an_unreadable_chain_fails_closed(m: Material) -> None:
     with pytest.raises(AuthenticationError) as caught:
         RevocationCheck(store).check(CallInfo(method="/p.S/M", peer=peer))
     assert caught.value.reason == "revocation_undetermined"
+
+
+def test_certificates_sent_off_the_path_are_ignored(m: Material) -> None:
+    crls = standard(m)
+    extra = (*m.inter_good.chain, m.revoked.certificate)  # a revoked stranger tagged along
+    assert judge_chain(extra, crls, (m.root.certificate,), m.now).outcome is Outcome.GOOD
+    # control: the same stranger as the leaf is refused
+    assert judge(m, m.revoked, crls).outcome is Outcome.REVOKED

@@ -1,10 +1,11 @@
 """Is any certificate of a client's chain revoked? One pure function over values. No grpc.
 
 :func:`judge_chain` walks the chain the client sent, leaf first, and stops at a trusted client
-CA (an anchor). For each certificate it finds the issuer certificate (the next certificate in
-the chain, or an anchor, that has the issuer's name *and* really signed it), then the CRL of
-that issuer in the configured set (same issuer name, and the same key identifier when both
-carry one: a CRL of another CA with the same name does not match). Then:
+CA (an anchor), following issuers: for each certificate it finds the issuer certificate (a
+certificate the client sent, or an anchor, that has the issuer's name *and* really signed it;
+certificates sent but not on that path are ignored), then the CRL of that issuer in the
+configured set (same issuer name, and the same key identifier when both carry one: a CRL of
+another CA with the same name does not match). Then:
 
 * no CRL for that issuer in the set: the certificate is **not checked** (a configured set
   lists the CAs to check; docs/revocation_server.md says so);
@@ -90,6 +91,21 @@ def _issuer_of(
     return None
 
 
+def _path(
+    chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]
+) -> list[tuple[x509.Certificate, x509.Certificate | None]]:
+    """The leaf, then each issuer found in turn, up to a trusted CA: (certificate, its issuer
+    or ``None``) pairs. Certificates the client sent that are not on that path are ignored."""
+    steps: list[tuple[x509.Certificate, x509.Certificate | None]] = []
+    current = chain[0] if chain else None
+    while current is not None and current not in anchors and len(steps) < len(chain):
+        others = [c for c in chain if c is not current]
+        issuer = _issuer_of(current, others, anchors)
+        steps.append((current, issuer))
+        current = None if issuer is None or issuer in anchors else issuer
+    return steps
+
+
 def _who(certificate: x509.Certificate, position: int) -> str:
     role = "client certificate" if position == 0 else "intermediate CA certificate"
     subject = inert(certificate.subject.rfc4514_string())
@@ -131,15 +147,10 @@ def judge_chain(
     undetermined: str | None = None
     recheck: dt.datetime | None = None
     checked = 0
-    for position, certificate in enumerate(chain):
-        if certificate in anchors:
-            break
-        issuer = _issuer_of(certificate, chain[position + 1 :], anchors)
+    for position, (certificate, issuer) in enumerate(_path(chain, anchors)):
         key_id = key_identifier(issuer) if issuer is not None else None
         crl = crls.for_issuer(certificate.issuer, key_id)
         if crl is None:
-            if issuer is not None and issuer in anchors:
-                break
             continue
         who = _who(certificate, position)
         problem = _unusable(crls, crl, issuer, now)
@@ -148,20 +159,18 @@ def judge_chain(
                 recheck = _earliest(recheck, crl.this_update)
             if undetermined is None:  # the first problem is the one reported
                 undetermined = f"revocation of {who} undetermined: {_crl_name(crl)}: {problem}"
-        else:
-            checked += 1
-            recheck = _earliest(recheck, crl.next_update)
-            entry = crl.lookup(certificate.serial_number)
-            if entry is not None:
-                reason = entry.reason.value if entry.reason is not None else "none given"
-                return Verdict(
-                    outcome=Outcome.REVOKED,
-                    message=f"{who} was revoked on {entry.revoked_at.isoformat()} "
-                    f"(reason: {reason}) according to {_crl_name(crl)}",
-                    checked=checked,
-                )
-        if issuer is not None and issuer in anchors:
-            break
+            continue
+        checked += 1
+        recheck = _earliest(recheck, crl.next_update)
+        entry = crl.lookup(certificate.serial_number)
+        if entry is not None:
+            reason = entry.reason.value if entry.reason is not None else "none given"
+            return Verdict(
+                outcome=Outcome.REVOKED,
+                message=f"{who} was revoked on {entry.revoked_at.isoformat()} "
+                f"(reason: {reason}) according to {_crl_name(crl)}",
+                checked=checked,
+            )
     if undetermined is not None:
         return Verdict(
             outcome=Outcome.UNDETERMINED, message=undetermined, checked=checked, recheck_at=recheck
