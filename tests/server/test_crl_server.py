@@ -34,7 +34,7 @@ from tests.revocation.material import (
     make_material,
     write,
 )
-from tests.server.test_secure_server import run
+from tests.server.test_secure_server import run, scrape_until
 
 WAIT = 10.0
 
@@ -106,6 +106,8 @@ def test_revoked_clients_are_refused_and_the_others_served(
         assert root["source"].endswith("root.crl")
         assert status["crl"]["reload"]["last_result"] in {"loaded", "unchanged"}
         assert status["crl"]["reload"]["reload_failures"] == 0
+        series = 'grpcsec_calls_denied_total{code="unauthenticated",reason="revoked"} 3.0'
+        assert series in scrape_until(running.metrics_port, series)
     serial = format(m.revoked.certificate.serial_number, "x")
     lines = [r.getMessage() for r in caplog.records if f"serial {serial} " in r.getMessage()]
     assert lines and "was revoked on" in lines[0] and "reason: key_compromise" in lines[0]
