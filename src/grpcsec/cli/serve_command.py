@@ -214,7 +214,7 @@ def serve(
             "--crl",
             metavar="FILE|DIR",
             help="Refuse clients whose chain a CRL here revokes (repeatable; a directory: every "
-            "file in it is one CRL); watched like the certificate.",
+            "file in it is one CRL); re-read every --reload-interval, also with --no-reload.",
         ),
     ] = None,
     allow_undetermined: Annotated[

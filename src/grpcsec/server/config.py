@@ -65,8 +65,8 @@ class TLSConfig:
     allow_weak_keys: bool = False
     crl: tuple[Path, ...] = ()
     """CRL files and directories (every file in a directory is one CRL): client chains are
-    checked against them on every call (docs/revocation_server.md); watched like the
-    certificate, every ``reload_interval``."""
+    checked against them on every call (docs/revocation_server.md); re-read every
+    ``reload_interval``, also with ``reload = false`` (CRLs are meant to be re-published)."""
     allow_undetermined: bool = False
     """Allow a call whose revocation cannot be decided (a configured CRL expired, not yet
     valid or wrongly signed) instead of refusing it; logged either way."""
