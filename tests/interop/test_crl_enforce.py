@@ -63,6 +63,12 @@ def inter_forged(m: Material) -> dict[str, bytes]:
     return {**standard(m), "inter.crl": forged_crl_bytes(m.inter, m.namesake)}
 
 
+def inter_namesake(m: Material) -> dict[str, bytes]:
+    crls = standard(m)
+    crls["inter.crl"] = crl_bytes(m.inter_namesake, m.inter_good.certificate)
+    return crls
+
+
 def inter_missing(m: Material) -> dict[str, bytes]:
     crls = standard(m)
     del crls["inter.crl"]
@@ -76,6 +82,10 @@ CASES: dict[str, tuple[Callable[[Material], dict[str, bytes]], dict[str, str]]] 
         dict(zip(CLIENTS, (OK, REFUSED, OK, REFUSED, REFUSED), strict=True)),
     ),
     "root-crl-expired": (expired, dict.fromkeys(CLIENTS, REFUSED)),
+    "intermediate-crl-of-a-namesake-ca": (
+        inter_namesake,
+        dict(zip(CLIENTS, (OK, REFUSED, REFUSED, REFUSED, REFUSED), strict=True)),
+    ),
     "intermediate-crl-wrongly-signed": (
         inter_forged,
         dict(zip(CLIENTS, (OK, REFUSED, REFUSED, REFUSED, REFUSED), strict=True)),

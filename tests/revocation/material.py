@@ -30,6 +30,7 @@ class Material:
     inter: CertificateAuthority
     inter2: CertificateAuthority  # revoked by the root in the "intermediate revoked" case
     namesake: CertificateAuthority  # another key, the root's name
+    inter_namesake: CertificateAuthority  # another key, the intermediate's name
     server: IssuedCertificate
     good: IssuedCertificate  # root-issued, never revoked
     revoked: IssuedCertificate  # root-issued, revoked in the root's CRLs
@@ -63,6 +64,7 @@ def make_material(directory: Path) -> Material:
         inter=inter,
         inter2=inter2,
         namesake=namesake,
+        inter_namesake=CertificateAuthority.create("revocation intermediate CA", now=now),
         server=issue_server(root, now=now),
         good=issue_client(root, common_name="good", now=now),
         revoked=issue_client(root, common_name="revoked", now=now),

@@ -279,3 +279,15 @@ def test_certificates_sent_off_the_path_are_ignored(m: Material) -> None:
     assert judge_chain(extra, crls, (m.root.certificate,), m.now).outcome is Outcome.GOOD
     # control: the same stranger as the leaf is refused
     assert judge(m, m.revoked, crls).outcome is Outcome.REVOKED
+
+
+def test_a_crl_of_another_ca_with_the_issuers_name_is_undetermined(m: Material) -> None:
+    namesake = crl_bytes(m.inter_namesake, m.inter_good.certificate)  # its own key and key id
+    verdict = judge(m, m.inter_revoked, crlset(m, crl_bytes(m.root), namesake))
+    assert verdict.outcome is Outcome.UNDETERMINED
+    assert "key identifier is not the issuer's" in verdict.message
+    # control: the intermediate's own CRL decides, with the namesake's CRL beside it
+    own = crl_bytes(m.inter, m.inter_revoked.certificate)
+    both = crlset(m, crl_bytes(m.root), namesake, own)
+    assert judge(m, m.inter_revoked, both).outcome is Outcome.REVOKED
+    assert judge(m, m.inter_good, both).outcome is Outcome.GOOD

@@ -7,9 +7,10 @@ certificates sent but not on that path are ignored), then the CRL of that issuer
 configured set (same issuer name, and the same key identifier when both carry one: a CRL of
 another CA with the same name does not match). Then:
 
-* no CRL for that issuer in the set: the certificate is **not checked** (a configured set
+* no CRL naming that issuer in the set: the certificate is **not checked** (a configured set
   lists the CAs to check; docs/revocation_server.md says so);
-* a CRL, but no issuer certificate to check its signature with, a wrong signature, before its
+* CRLs naming the issuer but none with its key identifier (another CA of the same name), or
+  a CRL but no issuer certificate to check its signature with, a wrong signature, before its
   this-update or past its next-update (at ``now``): **undetermined**, naming the CRL and why;
 * the serial is listed: **revoked**, naming the serial, date, reason and CRL.
 
@@ -150,10 +151,15 @@ def judge_chain(
     for position, (certificate, issuer) in enumerate(_path(chain, anchors)):
         key_id = key_identifier(issuer) if issuer is not None else None
         crl = crls.for_issuer(certificate.issuer, key_id)
-        if crl is None:
+        namesake = crls.names_for(certificate.issuer)
+        if crl is None and not namesake:
             continue
         who = _who(certificate, position)
-        problem = _unusable(crls, crl, issuer, now)
+        problem: str | None
+        if crl is None:  # CRLs name this issuer, but another key issued them
+            crl, problem = namesake[0], "the CRL's key identifier is not the issuer's"
+        else:
+            problem = _unusable(crls, crl, issuer, now)
         if problem is not None:
             if crl.not_yet_valid(now):
                 recheck = _earliest(recheck, crl.this_update)
