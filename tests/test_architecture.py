@@ -46,6 +46,7 @@ GRPC_FREE = [
     *modules("fileio.py"),
     *modules("watch.py"),
     *modules("watch"),
+    *modules("revocation"),
     *modules("server", "config.py"),
     *modules("server", "schema.py"),
     *modules("server", "app.py"),

@@ -18,6 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "grpcsec"
 CHECKS = [
     *sorted((SRC / "authn").rglob("*.py")),
     *sorted((SRC / "authz").rglob("*.py")),
+    *sorted((SRC / "revocation").rglob("*.py")),
     SRC / "call.py",
     SRC / "interceptors.py",
 ]

@@ -55,6 +55,9 @@ class DenialReason(enum.Enum):
     NO_TRANSPORT_SECURITY = "no_transport_security"
     NO_CLIENT_CERTIFICATE = "no_client_certificate"
     CERTIFICATE_NOT_ALLOWED = "certificate_not_allowed"
+    # the transport: revocation (CRLs)
+    REVOKED = "revoked"
+    REVOCATION_UNDETERMINED = "revocation_undetermined"
     # bearer tokens: presence and form
     MISSING_TOKEN = "missing_token"
     DUPLICATE_AUTHORIZATION = "duplicate_authorization"

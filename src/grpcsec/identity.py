@@ -12,9 +12,14 @@ With a grpcio server a present client certificate has always been *verified* aga
 CA: Python can only configure "request, require and verify" or "don't request"
 (grpcio-security.md §4). So :attr:`Peer.client_cert_presented` is also "verified".
 
-Not checked here: anything the TLS stack already decided (chain, expiry at handshake time), and
-revocation. ``spiffe_id`` follows gRPC's rule (exactly one URI SAN, and it is a SPIFFE ID) with
-grpcsec's stricter SPIFFE-ID syntax, so it can be ``None`` where grpcio's ``peer_spiffe_id`` is set
+The chain the peer sent (``x509_pem_cert_chain``: its intermediates, with or without the leaf
+depending on the grpcio version) is parsed once per distinct value too, into :attr:`Peer.chain`
+(leaf first); intermediates that do not parse set :attr:`Peer.chain_unreadable`, so a check that
+needs the chain fails closed.
+ Not checked here: anything the TLS stack already decided (chain, expiry at handshake time), and
+revocation (:mod:`grpcsec.revocation` decides it from :attr:`Peer.chain`). ``spiffe_id`` follows
+gRPC's rule (exactly one URI SAN, and it is a SPIFFE ID) with grpcsec's stricter SPIFFE-ID
+syntax, so it can be ``None`` where grpcio's ``peer_spiffe_id`` is set
 for a malformed ID.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -99,9 +105,19 @@ def _certificate_facts(pem: bytes) -> _CertificateFacts | None:
     return _CertificateFacts(certificate=certificate, info=CertificateInfo.of(certificate))
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _chain_certificates(pem: bytes) -> tuple[x509.Certificate, ...] | None:
+    """The certificates the peer sent besides its leaf; ``None`` when any does not parse."""
+    try:
+        return tuple(load_certificates(pem, allow_der=False))
+    except (ValueError, MaterialError):
+        return None
+
+
 def clear_identity_caches() -> None:
     """Forget every memoized certificate and peer (tests, benchmarks, or after a CA change)."""
     _certificate_facts.cache_clear()
+    _chain_certificates.cache_clear()
     _peer_for.cache_clear()
 
 
@@ -116,6 +132,7 @@ _PEER_KEYS = (
     "ssl_tls_version",
     "ssl_requested_server_name",
     "x509_pem_cert",
+    "x509_pem_cert_chain",
 )
 
 
@@ -170,6 +187,16 @@ class Peer:
     fingerprint_sha256: str | None = None
     certificate_unreadable: bool = False
     certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    chain: tuple[x509.Certificate, ...] = field(default=(), repr=False, compare=False)
+    """The certificates the peer sent, leaf first, then its intermediates in the order sent
+    (grpcio's ``x509_pem_cert_chain``, with the leaf added when grpcio left it out). Sent, not
+    verified as a path: the TLS stack built the verified path from them and the client CA."""
+    chain_unreadable: bool = False
+    """The peer sent intermediates that do not parse: nothing about its chain can be decided
+    (revocation checks refuse such a peer)."""
+    chain_digest: str | None = None
+    """SHA-256 (hex) of the leaf and chain as grpcio reported them: a cache key for verdicts
+    about the whole chain."""
     claims: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
     """The verified bearer token's claims, set by grpcsec's authentication guard (never from an
     unverified token); ``None`` without a token check."""
@@ -250,15 +277,24 @@ class Peer:
 @functools.lru_cache(maxsize=_CACHE_SIZE * 4)
 def _peer_for(key: tuple[object, ...]) -> Peer:
     """The :class:`Peer` for one memo key ``(address, *raw values of _PEER_KEYS)``."""
-    address, transport_raw, level, version, server_name, pem = key
+    address, transport_raw, level, version, server_name, pem, chain_pem = key
     transport = TransportSecurity.from_auth_type(_text(transport_raw))
     facts = None
-    unreadable = False
+    unreadable = chain_unreadable = False
+    chain: tuple[x509.Certificate, ...] = ()
+    digest = None
     if transport is TransportSecurity.TLS and isinstance(pem, bytes):
         facts = _certificate_facts(pem)
         # grpcio verified this certificate, so it parses; if it ever does not, the caller is
         # marked as presenting one nobody can read, which matches no identity (fail closed).
         unreadable = facts is None
+        extra = chain_pem if isinstance(chain_pem, bytes) else b""
+        sent = _chain_certificates(extra) if extra.strip() else ()
+        chain_unreadable = unreadable or sent is None
+        if facts is not None and sent is not None:
+            leaf = facts.certificate
+            chain = (leaf, *(c for c in sent if c != leaf))
+        digest = hashlib.sha256(pem + b"\0" + extra).hexdigest()
     info = facts.info if facts else None
     return Peer(
         address=str(address),
@@ -281,6 +317,9 @@ def _peer_for(key: tuple[object, ...]) -> Peer:
         not_after=info.not_after if info else None,
         fingerprint_sha256=info.fingerprint_sha256 if info else None,
         certificate=facts.certificate if facts else None,
+        chain=chain,
+        chain_unreadable=chain_unreadable,
+        chain_digest=digest,
     )
 
 

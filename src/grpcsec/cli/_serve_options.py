@@ -34,6 +34,8 @@ class ServeFlags:
     reload_interval: str | None = None
     no_reload: bool = False
     allow_weak_keys: bool = False
+    crl: tuple[Path, ...] = ()
+    allow_undetermined: bool = False
     max_connection_age: str | None = None
     jwks: str | None = None
     jwks_ca: Path | None = None
@@ -72,6 +74,10 @@ class ServeFlags:
             tls["reload"] = False
         if self.allow_weak_keys:
             tls["allow_weak_keys"] = True
+        if self.crl:
+            tls["crl"] = [_path(p) for p in self.crl]
+        if self.allow_undetermined:
+            tls["allow_undetermined"] = True
         if self.reload_interval is not None:
             tls["reload_interval"] = self.reload_interval
         if self.max_connection_age is not None:

@@ -8,8 +8,8 @@ register servicers (the demo ``helloworld.Greeter`` without ``--app``).
 Prints ``listening on HOST:PORT (mode)`` per address once bound (port 0 picks a free one), and
 stops gracefully on SIGINT or SIGTERM (in-flight calls get ``shutdown_grace``). A SIGINT or
 SIGTERM before ``listening on`` stops start-up at once with one line on stderr
-(:mod:`grpcsec.cli._startup`). SIGHUP checks the certificate files now. Plaintext only with
-``--insecure``.
+(:mod:`grpcsec.cli._startup`). SIGHUP checks the certificate (and CRL) files now. Plaintext
+only with ``--insecure``.
 
 Exit codes: 0 after a clean shutdown, 2 for bad usage or input (unreadable or mismatched
 files, a bad config file, an ``--app`` that cannot be imported, an address that cannot be
@@ -208,6 +208,23 @@ def serve(
         ),
     ] = None,
     allow_weak_keys: AllowWeakKeysOption = False,
+    crl: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--crl",
+            metavar="FILE|DIR",
+            help="Refuse clients whose chain a CRL here revokes (repeatable; a directory: every "
+            "file in it is one CRL); re-read every --reload-interval, also with --no-reload.",
+        ),
+    ] = None,
+    allow_undetermined: Annotated[
+        bool,
+        typer.Option(
+            "--allow-undetermined",
+            help="Allow calls when a configured CRL is expired or wrongly signed (logged); "
+            "default: refuse them.",
+        ),
+    ] = False,
     max_connection_age: Annotated[
         str | None,
         typer.Option(
@@ -299,6 +316,8 @@ def serve(
             reload_interval=reload_interval,
             no_reload=no_reload,
             allow_weak_keys=allow_weak_keys,
+            crl=tuple(crl or ()),
+            allow_undetermined=allow_undetermined,
             max_connection_age=max_connection_age,
             jwks=jwks,
             jwks_ca=jwks_ca,

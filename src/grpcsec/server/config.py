@@ -6,7 +6,7 @@ The schema mirrors the ``serve`` flags (docs/server.md has the table)::
 
     listen = "127.0.0.1:50051"      # or a list; ":PORT" = every interface
     [tls]      cert, key, client_ca, next_ca, reload, reload_interval, max_connection_age,
-               allow_weak_keys
+               allow_weak_keys, crl, allow_undetermined
     [authn]    allow_cns, allow_spiffe_ids, allow_trust_domains, allow_dns_names,
                allow_fingerprints, allow_any_client, jwks, jwks_ca, issuers, audiences,
                require_scopes, exempt
@@ -63,6 +63,23 @@ class TLSConfig:
     max_connection_age: float = 3600.0
     """Seconds before a connection is closed so the client re-handshakes (0: never)."""
     allow_weak_keys: bool = False
+    crl: tuple[Path, ...] = ()
+    """CRL files and directories (every file in a directory is one CRL): client chains are
+    checked against them on every call (docs/revocation.md); re-read every
+    ``reload_interval``, also with ``reload = false`` (CRLs are meant to be re-published)."""
+    allow_undetermined: bool = False
+    """Allow a call whose revocation cannot be decided (a configured CRL expired, not yet
+    valid or wrongly signed) instead of refusing it; logged either way."""
+
+    def __post_init__(self) -> None:
+        if self.crl and self.client_ca is None:
+            raise ConfigurationError(
+                "tls.crl (--crl) checks client certificates: set tls.client_ca (--client-ca)"
+            )
+        if self.allow_undetermined and not self.crl:
+            raise ConfigurationError(
+                "tls.allow_undetermined (--allow-undetermined) needs tls.crl (--crl)"
+            )
 
     @property
     def mutual(self) -> bool:
@@ -180,6 +197,8 @@ class SecurityConfig:
                 "reload_interval": tls.reload_interval,
                 "max_connection_age": tls.max_connection_age,
                 "allow_weak_keys": tls.allow_weak_keys,
+                "crl": [str(p) for p in tls.crl],
+                "allow_undetermined": tls.allow_undetermined,
             }
             for name in ("client_ca", "next_ca"):
                 value = getattr(tls, name)

@@ -3,15 +3,16 @@
 :class:`ServerCore` turns a :class:`~grpcsec.server.config.SecurityConfig` into the pieces a
 grpcio server needs, in an order chosen so that a bad input fails before any thread starts or
 any port binds: the TLS files (key matches certificate, chain and dates, client CA is a CA), the
-authentication checks (a JWKS file is parsed, a JWKS URL fetched once), then the A43 policy
-(parsed and compiled; its watcher is the first background thread, closed again if anything
-after it fails). One :class:`~grpcsec.interceptors.Guard` runs the checks in order (client
-certificate, bearer token, policy) and counts every call, so ``status()`` and ``/metrics``
-have allowed and denied counts even with no checks configured.
+CRLs (parsed, and signed by the client CA they name), the authentication checks (a JWKS file is
+parsed, a JWKS URL fetched once), then the A43 policy (parsed and compiled; its watcher is the
+first background thread, closed again if anything after it fails). One
+:class:`~grpcsec.interceptors.Guard` runs the checks in order (revocation first, then client
+certificate, bearer token, policy) and counts every call, so ``status()`` and ``/metrics`` have
+allowed and denied counts even with no checks configured.
 
-Background work (rotation watcher, metrics pump, ``/metrics`` + ``/status`` endpoint) starts in
-:meth:`ServerCore.start_background` and stops in :meth:`ServerCore.stop_background`, which
-are idempotent.
+Background work (rotation watcher, CRL watcher, metrics pump, ``/metrics`` + ``/status``
+endpoint) starts in :meth:`ServerCore.start_background` and stops in
+:meth:`ServerCore.stop_background`, which are idempotent.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from cryptography import x509
 from prometheus_client import CollectorRegistry
 
 from grpcsec.authn.requirement import RequireBearerToken
@@ -36,6 +38,8 @@ from grpcsec.material import load_key_pair
 from grpcsec.monitor.endpoint import MetricsServer, serve_metrics
 from grpcsec.monitor.metrics import ServiceMetrics
 from grpcsec.monitor.pump import MetricsPump
+from grpcsec.pki import load_certificates
+from grpcsec.revocation import CRLStore, RevocationCheck
 from grpcsec.rotation import ReloadingServerTLS
 from grpcsec.rotation.checks import check_dates
 from grpcsec.server.bind import bind_all
@@ -83,6 +87,30 @@ def _tls_source(
     )
 
 
+def _crl_store(
+    config: SecurityConfig, tls: ServerTLS | ReloadingServerTLS | None, clock: Clock
+) -> CRLStore | None:
+    """The watched CRLs, checked against the client CAs in service (rotated ones included)."""
+    if config.tls is None or not config.tls.crl or tls is None:
+        return None
+    if isinstance(tls, ReloadingServerTLS):
+        rotating = tls
+
+        def anchors() -> tuple[x509.Certificate, ...]:
+            return rotating.material.client_cas
+
+    else:
+        bundle = tls.client_ca
+        fixed = tuple(load_certificates(bundle.pem)) if bundle is not None else ()
+
+        def anchors() -> tuple[x509.Certificate, ...]:
+            return fixed
+
+    return CRLStore(
+        config.tls.crl, anchors=anchors, interval=config.tls.reload_interval, clock=clock
+    )
+
+
 class ServerCore:
     """The validated pieces of one secured server (see the module docstring)."""
 
@@ -107,9 +135,14 @@ class ServerCore:
         self._lock = threading.Lock()
         self._running = False
         self.tls = _tls_source(config, clock, key_password)
+        self.crls = _crl_store(config, self.tls, clock)
         mutual = config.tls is not None and config.tls.mutual
         authn = dataclasses.replace(config.authn, clock=clock)  # tokens judged on our clock
-        checks: list[Any] = list(authn.checks(mutual=mutual))
+        checks: list[Any] = []
+        if self.crls is not None and config.tls is not None:
+            allow = config.tls.allow_undetermined
+            checks.append(RevocationCheck(self.crls, allow_undetermined=allow, clock=clock))
+        checks.extend(authn.checks(mutual=mutual))
         self.key_sources = [c.verifier.keys for c in checks if isinstance(c, RequireBearerToken)]
         if config.metrics is not None:
             self.metrics = ServiceMetrics(CollectorRegistry())
@@ -168,6 +201,8 @@ class ServerCore:
         rotation = self.reloading
         if rotation is not None:
             rotation.start()
+        if self.crls is not None:
+            self.crls.start()
         if self.metrics is not None and self.config.metrics is not None:
             self._exporter = serve_metrics(
                 self.metrics.registry, self.config.metrics.listen, status=status
@@ -195,6 +230,8 @@ class ServerCore:
         rotation = self.reloading
         if rotation is not None:
             rotation.stop()
+        if self.crls is not None:
+            self.crls.stop()
         self.close()
 
     def close(self) -> None:
@@ -207,6 +244,8 @@ class ServerCore:
         rotation = self.reloading
         if rotation is not None:
             rotation.request_reload()
+        if self.crls is not None:
+            self.crls.request_reload()
 
     def reload(self) -> dict[str, str]:
         """Check the certificate and policy files now; what each check did."""
@@ -214,6 +253,8 @@ class ServerCore:
         rotation = self.reloading
         if rotation is not None:
             done["tls"] = rotation.reload().value
+        if self.crls is not None:
+            done["crl"] = self.crls.reload()
         if self.authorizer is not None:
             reload = getattr(self.authorizer.provider, "reload", None)
             if callable(reload):

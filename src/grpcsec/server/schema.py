@@ -70,6 +70,8 @@ _TLS = (
     "reload_interval",
     "max_connection_age",
     "allow_weak_keys",
+    "crl",
+    "allow_undetermined",
 )
 _AUTHN = (
     "allow_cns",
@@ -227,7 +229,12 @@ class _Reader:
         for key in ("client_ca", "next_ca"):
             if key in data:
                 values[key] = self._path(f"tls.{key}", data[key])
-        for key in ("reload", "allow_weak_keys"):
+        if "crl" in data:
+            values["crl"] = tuple(
+                self._path(f"tls.crl[{i}]", item)
+                for i, item in enumerate(self._strs("tls.crl", data["crl"]))
+            )
+        for key in ("reload", "allow_weak_keys", "allow_undetermined"):
             if key in data:
                 values[key] = self._bool(f"tls.{key}", data[key])
         if "reload_interval" in data:

@@ -1,10 +1,11 @@
 """The status document of a secured server: ``SecureServer.status()`` and ``GET /status``.
 
 What a person on call asks first (after ghostunnel's ``/_status``): which certificate is being
-served and did the last reload work; which CAs are trusted for clients; which policy is in force
-and when it was loaded; which token keys are known and when they were fetched; how many calls
-were allowed and refused, and why. Everything is a public fact (serials, fingerprints, key ids,
-counts, file paths): no key material, no token, no PEM body. Times are RFC 3339 UTC.
+served and did the last reload work; which CAs are trusted for clients; which CRLs are enforced
+(source, issuer, number, next update, entries) and did their last reload work; which policy is
+in force and when it was loaded; which token keys are known and when they were fetched; how many
+calls were allowed and refused, and why. Everything is a public fact (serials, fingerprints, key
+ids, counts, file paths): no key material, no token, no PEM body. Times are RFC 3339 UTC.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def status_document(core: ServerCore, *, addresses: list[Target], started: bool)
         },
         "tls": tls,
         "trust": {"client_ca": anchors},
+        "crl": None if core.crls is None else core.crls.to_json(),
         "policy": _policy(core),
         "jwks": [source.status(now.timestamp()) for source in core.key_sources],
         "calls": {

@@ -1,0 +1,197 @@
+"""The configured CRLs as one value: where they are read from, how they are indexed, and what a
+new set must satisfy to replace the one in service. No grpc import.
+
+``[tls] crl`` (``serve --crl``) names files and directories; every regular file in a directory
+(names starting with ``.`` skipped: editors' and Kubernetes' ``..data`` entries) is one CRL.
+:class:`CRLSource` is the :class:`grpcsec.watch.Source` over them: its version token covers the
+directory listings and every file's stat, so an added, removed or rewritten CRL is seen at the
+next poll.
+
+:func:`build_crl_set` parses every file (a garbage file fails the whole set, naming the file)
+and checks each CRL whose issuer name is one of the trusted client CAs (the anchors): that CA
+must have signed it (:meth:`~grpcsec.pki.crl.RevocationList.is_signed_by`: name, key
+identifier and signature), else the set is refused: a wrongly-signed CRL, or one of another
+CA with the same name, never enters service. A CRL for an intermediate CA cannot be checked
+here (the intermediate arrives with the client's chain); its signature is checked against that
+certificate at call time. Against the set in service, a new set is refused when it drops the CRL
+of an issuer the old set covered (a deleted or missing file would otherwise silently stop
+revocation checks for that CA) or when it goes back to a lower CRL number.
+
+Not checked here: the validity windows (time moves while a set is in service; an expired CRL is
+judged at call time, see :mod:`grpcsec.revocation.verdict`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from cryptography import x509
+
+from grpcsec.errors import ConfigurationError, MaterialError
+from grpcsec.fileio import FileContents, FileKind, FileSet, file_version
+from grpcsec.pki.crl import RevocationList, load_crl
+
+__all__ = ["CRLSet", "CRLSource", "IssuerKey", "build_crl_set", "issuer_key"]
+
+IssuerKey = tuple[bytes, bytes | None]
+"""An issuer as CRLs name it: the DER of its name and its key identifier (``None``: none)."""
+
+
+def issuer_key(crl: RevocationList) -> IssuerKey:
+    """The issuer a CRL speaks for."""
+    return crl.issuer.public_bytes(), crl.authority_key_id
+
+
+class CRLSource:
+    """Files and directories of CRLs, as a watch source (module docstring)."""
+
+    __slots__ = ("paths",)
+
+    def __init__(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        self.paths = tuple(Path(p) for p in paths)
+        if not self.paths:
+            raise ConfigurationError("tls.crl: give at least one CRL file or directory")
+
+    @property
+    def description(self) -> str:
+        """The configured paths, comma-separated."""
+        return ", ".join(str(p) for p in self.paths)
+
+    def files(self) -> tuple[Path, ...]:
+        """Every CRL file now: files as given, directories expanded (sorted names)."""
+        found: list[Path] = []
+        for path in self.paths:
+            if not path.is_dir():
+                found.append(path)
+                continue
+            try:
+                children = sorted(path.iterdir())
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise MaterialError(f"cannot list the CRL directory ({reason})", path=path) from exc
+            regular = [c for c in children if not c.name.startswith(".") and c.is_file()]
+            if not regular:
+                raise MaterialError("the CRL directory holds no CRL files", path=path)
+            found.extend(regular)
+        return tuple(found)
+
+    def version(self) -> Hashable:
+        """Stat of every file and the listing of every directory (reads nothing)."""
+        try:
+            return tuple((str(f), file_version(f)) for f in self.files())
+        except MaterialError as exc:
+            return ("error", str(exc))
+
+    def read(self) -> FileContents:
+        """Every CRL file's bytes (bounded); :class:`MaterialError` naming the file."""
+        return FileSet((f, FileKind.CRL) for f in self.files()).read()
+
+
+_SIGNATURES_KEPT = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CRLSet:
+    """The CRLs in service, indexed by issuer name (then key identifier) for one dict access
+    per certificate. Where two CRLs speak for the same issuer, the higher CRL number wins.
+
+    :meth:`signed_by` remembers each (CRL, issuer certificate) answer: verifying a CRL's
+    signature re-encodes the whole list (milliseconds for 100,000 entries), and the answer
+    cannot change while this set is in service."""
+
+    crls: tuple[RevocationList, ...]
+    by_name: Mapping[bytes, tuple[RevocationList, ...]]
+    _signed: dict[tuple[int, x509.Certificate], bool] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    @classmethod
+    def of(cls, crls: Iterable[RevocationList]) -> CRLSet:
+        """Index ``crls`` (latest per issuer key first within a name)."""
+        best: dict[IssuerKey, RevocationList] = {}
+        for crl in crls:
+            key = issuer_key(crl)
+            held = best.get(key)
+            if held is None or (crl.number or -1) > (held.number or -1):
+                best[key] = crl
+        by_name: dict[bytes, list[RevocationList]] = {}
+        for (name, _aki), crl in best.items():
+            by_name.setdefault(name, []).append(crl)
+        kept = tuple(best.values())
+        return cls(crls=kept, by_name=MappingProxyType({k: tuple(v) for k, v in by_name.items()}))
+
+    def for_issuer(self, name: x509.Name, key_id: bytes | None) -> RevocationList | None:
+        """The CRL of the issuer with ``name`` and subject key identifier ``key_id``: same name,
+        and the same key identifier when both sides carry one."""
+        for crl in self.by_name.get(name.public_bytes(), ()):
+            aki = crl.authority_key_id
+            if aki is None or key_id is None or aki == key_id:
+                return crl
+        return None
+
+    def signed_by(self, crl: RevocationList, issuer: x509.Certificate) -> bool:
+        """:meth:`RevocationList.is_signed_by`, remembered for this set (bounded)."""
+        key = (id(crl), issuer)
+        found = self._signed.get(key)
+        if found is None:
+            found = crl.is_signed_by(issuer)
+            if len(self._signed) >= _SIGNATURES_KEPT:
+                self._signed.clear()
+            self._signed[key] = found
+        return found
+
+    def names_for(self, name: x509.Name) -> tuple[RevocationList, ...]:
+        """Every CRL naming ``name`` as its issuer, whatever its key identifier."""
+        return self.by_name.get(name.public_bytes(), ())
+
+    def describe(self) -> str:
+        """A short description for log lines."""
+        parts = [f"{crl.source} (#{crl.number}, {len(crl.entries)} revoked)" for crl in self.crls]
+        return ", ".join(parts) or "no CRLs"
+
+
+def _check_anchored(crls: CRLSet, crl: RevocationList, anchors: Iterable[x509.Certificate]) -> None:
+    namesakes = [a for a in anchors if a.subject == crl.issuer]
+    if namesakes and not any(crls.signed_by(crl, a) for a in namesakes):
+        raise MaterialError(
+            f"the CRL names trusted client CA {crl.issuer.rfc4514_string()!r} as its issuer but "
+            "is not signed by that CA (wrong key, or another CA with the same name)",
+            path=crl.source,
+        )
+
+
+def build_crl_set(
+    contents: FileContents,
+    anchors: Iterable[x509.Certificate],
+    current: CRLSet | None = None,
+) -> CRLSet:
+    """The set ``contents`` holds, checked as the module docstring says; raises
+    :class:`MaterialError` (one line, naming the file) otherwise."""
+    trusted = tuple(anchors)
+    parsed = [
+        load_crl(data, source=path)
+        for path, data in zip(contents.paths, contents.parts, strict=True)
+    ]
+    new = CRLSet.of(parsed)
+    for crl in parsed:  # every file, also one a higher-numbered CRL overrides
+        _check_anchored(new, crl, trusted)
+    if current is not None:
+        held = {issuer_key(c): c for c in new.crls}
+        for old in current.crls:
+            replacement = held.get(issuer_key(old))
+            if replacement is None:
+                raise MaterialError(
+                    f"no CRL of {old.issuer.rfc4514_string()!r} any more (it was read from "
+                    f"{old.source}); remove it from the configuration to stop checking that CA",
+                    path=old.source,
+                )
+            if (replacement.number or 0) < (old.number or 0):
+                raise MaterialError(
+                    f"CRL number {replacement.number} is lower than {old.number} in service",
+                    path=replacement.source,
+                )
+    return new

@@ -1,0 +1,193 @@
+"""Is any certificate of a client's chain revoked? One pure function over values. No grpc.
+
+:func:`judge_chain` walks the chain the client sent, leaf first, and stops at a trusted client
+CA (an anchor), following issuers: for each certificate it finds the issuer certificate (a
+certificate the client sent, or an anchor, that has the issuer's name *and* really signed it;
+certificates sent but not on that path are ignored), then the CRL of that issuer in the
+configured set (same issuer name, and the same key identifier when both carry one: a CRL of
+another CA with the same name does not match). Then:
+
+* no CRL naming that issuer in the set: the certificate is **not checked** (a configured set
+  lists the CAs to check; docs/revocation.md says so);
+* CRLs naming the issuer but none with its key identifier (another CA of the same name), or
+  a CRL but no issuer certificate to check its signature with, a wrong signature, before its
+  this-update or past its next-update (at ``now``): **undetermined**, naming the CRL and why;
+* the serial is listed: **revoked**, naming the serial, date, reason and CRL.
+
+A revocation anywhere in the chain wins over an undetermined certificate. The verdict carries
+``recheck_at``: the earliest moment time alone could change it (a next update passing, a this
+update arriving), so a cached verdict is judged again then.
+
+Not checked here: the chain's path validation and dates (the TLS stack did them at the
+handshake), delta CRLs, indirect CRLs (an issuer other than the CA), distribution points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+from grpcsec.pki.crl import RevocationList
+from grpcsec.revocation.crlset import CRLSet
+from grpcsec.text import inert
+
+__all__ = ["Outcome", "Verdict", "judge_chain", "key_identifier"]
+
+
+class Outcome(enum.Enum):
+    """What revocation checking found. Values are stable (logs, JSON)."""
+
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNDETERMINED = "undetermined"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """The result for one chain: ``message`` is for the server log (public facts only);
+    ``checked`` counts the certificates looked up in a CRL."""
+
+    outcome: Outcome
+    message: str
+    checked: int = 0
+    recheck_at: dt.datetime | None = None
+
+    def current(self, now: dt.datetime) -> bool:
+        """Whether the verdict still holds at ``now`` (time alone has not changed it)."""
+        return self.recheck_at is None or now < self.recheck_at
+
+
+def key_identifier(certificate: x509.Certificate) -> bytes | None:
+    """The certificate's subject key identifier, if it carries one."""
+    try:
+        ext = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except x509.ExtensionNotFound:
+        return None
+    return ext.value.digest
+
+
+def _issued(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if issuer.subject != certificate.issuer:
+        return False
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _issuer_of(
+    certificate: x509.Certificate,
+    rest: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+) -> x509.Certificate | None:
+    for candidate in (*rest, *anchors):
+        if _issued(certificate, candidate):
+            return candidate
+    return None
+
+
+def _path(
+    chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]
+) -> list[tuple[x509.Certificate, x509.Certificate | None]]:
+    """The leaf, then each issuer found in turn, up to a trusted CA: (certificate, its issuer
+    or ``None``) pairs. Certificates the client sent that are not on that path are ignored."""
+    steps: list[tuple[x509.Certificate, x509.Certificate | None]] = []
+    current = chain[0] if chain else None
+    while current is not None and current not in anchors and len(steps) < len(chain):
+        others = [c for c in chain if c is not current]
+        issuer = _issuer_of(current, others, anchors)
+        steps.append((current, issuer))
+        current = None if issuer is None or issuer in anchors else issuer
+    return steps
+
+
+def _who(certificate: x509.Certificate, position: int) -> str:
+    role = "client certificate" if position == 0 else "intermediate CA certificate"
+    subject = inert(certificate.subject.rfc4514_string())
+    return f"{role} serial {certificate.serial_number:x} ({subject})"
+
+
+def _crl_name(crl: RevocationList) -> str:
+    return f"CRL {crl.source} (issuer {inert(crl.issuer.rfc4514_string())}, number {crl.number})"
+
+
+def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def _unusable(
+    crls: CRLSet, crl: RevocationList, issuer: x509.Certificate | None, now: dt.datetime
+) -> str | None:
+    """Why ``crl`` cannot decide about a certificate of ``issuer`` at ``now`` (``None``: it can)."""
+    if issuer is None:
+        return "no certificate of its issuer (sent or trusted) to check the CRL with"
+    if not crls.signed_by(crl, issuer):
+        return "the CRL is not signed by the issuer's key"
+    if crl.not_yet_valid(now):
+        return f"the CRL is not valid before {crl.this_update.isoformat()}"
+    if crl.expired(now):
+        return f"the CRL passed its next update at {_moment(crl.next_update)}"
+    return None
+
+
+def judge_chain(
+    chain: Sequence[x509.Certificate],
+    crls: CRLSet,
+    anchors: Sequence[x509.Certificate],
+    now: dt.datetime,
+) -> Verdict:
+    """The verdict for ``chain`` (leaf first) at ``now`` (module docstring)."""
+    undetermined: str | None = None
+    recheck: dt.datetime | None = None
+    checked = 0
+    for position, (certificate, issuer) in enumerate(_path(chain, anchors)):
+        key_id = key_identifier(issuer) if issuer is not None else None
+        crl = crls.for_issuer(certificate.issuer, key_id)
+        namesake = crls.names_for(certificate.issuer)
+        if crl is None and not namesake:
+            continue
+        who = _who(certificate, position)
+        problem: str | None
+        if crl is None:  # CRLs name this issuer, but another key issued them
+            crl, problem = namesake[0], "the CRL's key identifier is not the issuer's"
+        else:
+            problem = _unusable(crls, crl, issuer, now)
+        if problem is not None:
+            if crl.not_yet_valid(now):
+                recheck = _earliest(recheck, crl.this_update)
+            if undetermined is None:  # the first problem is the one reported
+                undetermined = f"revocation of {who} undetermined: {_crl_name(crl)}: {problem}"
+            continue
+        checked += 1
+        recheck = _earliest(recheck, crl.next_update)
+        entry = crl.lookup(certificate.serial_number)
+        if entry is not None:
+            reason = entry.reason.value if entry.reason is not None else "none given"
+            return Verdict(
+                outcome=Outcome.REVOKED,
+                message=f"{who} was revoked on {entry.revoked_at.isoformat()} "
+                f"(reason: {reason}) according to {_crl_name(crl)}",
+                checked=checked,
+            )
+    if undetermined is not None:
+        return Verdict(
+            outcome=Outcome.UNDETERMINED, message=undetermined, checked=checked, recheck_at=recheck
+        )
+    return Verdict(
+        outcome=Outcome.GOOD,
+        message=f"not revoked ({checked} certificate(s) checked)",
+        checked=checked,
+        recheck_at=recheck,
+    )
+
+
+def _moment(value: dt.datetime | None) -> str:
+    return "never" if value is None else value.isoformat()
