@@ -107,7 +107,15 @@ def test_revoked_clients_are_refused_and_the_others_served(
         assert status["crl"]["reload"]["last_result"] in {"loaded", "unchanged"}
         assert status["crl"]["reload"]["reload_failures"] == 0
         series = 'grpcsec_calls_denied_total{code="unauthenticated",reason="revoked"} 3.0'
-        assert series in scrape_until(running.metrics_port, series)
+        metrics = scrape_until(running.metrics_port, series)
+        assert series in metrics
+        # the CRLs in service are monitored like certificates (issue 14 item 5)
+        root_name = m.root.certificate.subject.rfc4514_string()
+        entries = (
+            f'grpcsec_crl_revoked_entries{{issuer="{root_name}",source="{root["source"]}"}} 2.0'
+        )
+        assert entries in metrics
+        assert f'grpcsec_crl_next_update_timestamp_seconds{{issuer="{root_name}"' in metrics
     serial = format(m.revoked.certificate.serial_number, "x")
     lines = [r.getMessage() for r in caplog.records if f"serial {serial} " in r.getMessage()]
     assert lines and "was revoked on" in lines[0] and "reason: key_compromise" in lines[0]

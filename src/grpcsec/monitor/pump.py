@@ -34,6 +34,11 @@ class _StatsSource(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
 
+class _CrlSource(Protocol):
+    @property
+    def state(self) -> tuple[Any, int]: ...  # (CRLSet, generation); revocation is grpc-free
+
+
 class MetricsPump:
     """Adds what changed in ``rotation`` and ``stats`` to ``metrics`` (see the module doc)."""
 
@@ -43,11 +48,15 @@ class MetricsPump:
         *,
         rotation: _RotationSource | None = None,
         stats: _StatsSource | None = None,
+        crls: _CrlSource | None = None,
         interval: float = 1.0,
     ) -> None:
         self._metrics = metrics
         self._rotation = rotation
         self._stats = stats
+        self._crls = crls
+        self._crl_generation: int | None = None
+        self._crl_sources: set[str] = set()
         self._interval = interval
         self._lock = threading.Lock()
         self._generation: int | None = None
@@ -66,6 +75,22 @@ class MetricsPump:
                 self._pump_rotation(self._rotation, now)
             if self._stats is not None:
                 self._pump_stats(self._stats)
+            if self._crls is not None:
+                self._pump_crls(self._crls)
+
+    def _pump_crls(self, crls: _CrlSource) -> None:
+        """The CRLs in service, each under its file, once per new generation."""
+        current, generation = crls.state
+        if generation == self._crl_generation:
+            return
+        self._crl_generation = generation
+        sources = set()
+        for crl in current.crls:
+            self._metrics.observe_crl(crl.source, crl)
+            sources.add(crl.source)
+        for gone in self._crl_sources - sources:
+            self._metrics.observe_crl(gone, None)
+        self._crl_sources = sources
 
     def _pump_rotation(self, rotation: _RotationSource, now: dt.datetime) -> None:
         status = rotation.status()

@@ -207,7 +207,9 @@ class ServerCore:
             self._exporter = serve_metrics(
                 self.metrics.registry, self.config.metrics.listen, status=status
             )
-            self._pump = MetricsPump(self.metrics, rotation=rotation, stats=self.guard.stats)
+            self._pump = MetricsPump(
+                self.metrics, rotation=rotation, stats=self.guard.stats, crls=self.crls
+            )
             if isinstance(self.tls, ServerTLS):
                 self.metrics.observe_serving_certificate(self.tls.identity.leaf)
             self._pump.start()
