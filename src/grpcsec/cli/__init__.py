@@ -22,10 +22,15 @@ __all__ = ["app", "main"]
 # is first imported, which happens below (the command modules), so it is set first.
 # Commands that explain a failed connection themselves (call, doctor, check) silence core
 # entirely, so its "E1205 ... SSLV3_ALERT_BAD_CERTIFICATE" lines never come before (or instead
-# of) grpcsec's one-line explanation.
+# of) grpcsec's one-line explanation; always, since a GRPC_VERBOSITY inherited from a parent
+# grpcsec would otherwise win. GRPCSEC_DEBUG=1 keeps core's lines.
+DEBUG_ENV = "GRPCSEC_DEBUG"
 _EXPLAINING_COMMANDS = frozenset({"call", "doctor", "check"})
 _command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
-os.environ.setdefault("GRPC_VERBOSITY", "NONE" if _command in _EXPLAINING_COMMANDS else "ERROR")
+if _command in _EXPLAINING_COMMANDS and not os.environ.get(DEBUG_ENV):
+    os.environ["GRPC_VERBOSITY"] = "NONE"
+else:
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 app = typer.Typer(
     name="grpcsec",
@@ -81,7 +86,6 @@ _COMMAND_MODULES = (
 for _module in _COMMAND_MODULES:
     importlib.import_module(f"grpcsec.cli.{_module}")
 
-DEBUG_ENV = "GRPCSEC_DEBUG"
 
 
 def _usage_line(exc: Exception) -> tuple[str, int] | None:
