@@ -79,6 +79,7 @@ RPC_TIMEOUT = 10.0
 PAYLOAD = b"ping"
 TARGET_VS_BARE = 0.95
 TARGET_VS_SIDECAR = 1.3
+PROFILE_RATE = 1000  # py-spy samples per second
 
 
 # -- material -------------------------------------------------------------------------------------
@@ -417,9 +418,10 @@ def run(params: Params, kinds: tuple[str, ...]) -> dict[str, Any]:
 
 
 # -- profiling ------------------------------------------------------------------------------------
-def profile(variant: str, kind: str, seconds: float, output: Path) -> dict[str, Any]:
+def profile(variant: str, kind: str, seconds: float, output: Path, *, gil: bool) -> dict[str, Any]:
     """Load one server for ``seconds`` while py-spy samples it (collapsed stacks to
-    ``output``)."""
+    ``output``); with ``gil`` only the thread holding the GIL (Python CPU time, without the
+    threads that wait in grpc core)."""
     spy = Path(sys.executable).with_name("py-spy")
     with tempfile.TemporaryDirectory(prefix="grpcsec-bench-profile-") as tmp:
         directory = Path(tmp)
@@ -432,7 +434,9 @@ def profile(variant: str, kind: str, seconds: float, output: Path) -> dict[str, 
             client = Client(port, directory, token)
             run_segment(client.call, threads=CLIENT_THREADS, max_calls=200, seconds=5, pool=pool)
             command = [str(spy), "record", "--pid", str(pids[0]), "--duration", str(int(seconds))]
+            command += ["--rate", str(PROFILE_RATE)]
             command += ["--format", "raw", "--output", str(output), "--nonblocking"]
+            command += ["--gil"] if gil else []
             spy_process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
             segment = run_segment(
                 client.call,
@@ -451,6 +455,8 @@ def profile(variant: str, kind: str, seconds: float, output: Path) -> dict[str, 
         "calls_per_second": round(segment.per_second, 1),
         "server_cpu_us_per_call": round(segment.server_cpu / segment.calls * 1e6, 1),
         "py_spy_output": str(output),
+        "py_spy_samples_per_second": PROFILE_RATE,
+        "gil_only": gil,
     }
 
 
@@ -463,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=(*LAYERS, "bare"), help="py-spy one server")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
     parser.add_argument("--profile-out", type=Path, default=Path("server-profile.txt"))
+    parser.add_argument("--profile-gil", action="store_true", help="py-spy --gil")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--kind", choices=KINDS, default="sync", help=argparse.SUPPRESS)
     parser.add_argument("--material", type=Path, help=argparse.SUPPRESS)
@@ -475,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.profile:
         kind = args.kinds[0]
-        print_json(profile(args.profile, kind, args.profile_seconds, args.profile_out.resolve()))
+        output = args.profile_out.resolve()
+        print_json(profile(args.profile, kind, args.profile_seconds, output, gil=args.profile_gil))
         return 0
     if args.quick:
         params = Params(warmup=20, rounds=2, max_calls=200, seconds=0.25)
