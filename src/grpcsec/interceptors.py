@@ -44,7 +44,7 @@ import grpc
 
 from grpcsec.call import AsyncCheck, CallInfo, Check
 from grpcsec.denial import Denial, DenialCode, denial_of
-from grpcsec.identity import Peer, peer
+from grpcsec.identity import Peer
 from grpcsec.text import get_logger
 
 __all__ = [
@@ -204,7 +204,11 @@ class _PeerSource:
                 raise RuntimeError(
                     "the peer of a finished call was never read; read call.peer during the call"
                 )
-            found = self._peer = peer(context)
+            if isinstance(context, _Context):  # an outer guard's view (claims attached)
+                found = context.grpcsec_peer
+            else:  # grpcio's own context: no grpcsec_peer to look up (a costly miss)
+                found = Peer.from_auth_context(context.auth_context(), address=context.peer())
+            self._peer = found
         return found
 
     @property
@@ -353,14 +357,10 @@ class Guard:
         return checked
 
     def _wrap_aio(
-        self,
-        behaviour: Callable[..., Any],
-        method: str,
-        metadata: Grpc,
-        *,
-        response_streaming: bool,
+        self, behaviour: Callable[..., Any], method: str, *, response_streaming: bool
     ) -> Callable[..., Any]:
-        """For ``grpc.aio.server``: a wrapper of the same kind as ``behaviour``."""
+        """For ``grpc.aio.server``: a wrapper of the same kind as ``behaviour``. Like the sync
+        wrapper it serves every call of ``method`` and reads the metadata from the context."""
         guard = self
         has_checks = bool(guard.checks)
 
@@ -371,13 +371,13 @@ class Guard:
             if not has_checks:
                 guard.stats.record_allowed()
                 return None
-            return await guard.admit_async(method, metadata, context)
+            return await guard.admit_async(method, context.invocation_metadata(), context)
 
         def admit_sync(context: Grpc) -> CallInfo | None:
             if not has_checks:
                 guard.stats.record_allowed()
                 return None
-            return guard.admit(method, metadata, context, aio=True)
+            return guard.admit(method, context.invocation_metadata(), context, aio=True)
 
         if inspect.isasyncgenfunction(behaviour):
 
@@ -423,16 +423,41 @@ def _replace(handler: Grpc, wrap: Callable[[Callable[..., Any], bool], Callable[
     return handler._replace(unary_unary=wrap(handler.unary_unary, streaming))
 
 
+class _Wrappers:
+    """The wrapped handler of each method, built once: grpcio returns the same handler object
+    for every call of a method, and a wrapper reads everything per call from its context, so
+    building closures on every call (several microseconds) is wasted. A different handler for
+    the same method (a server that builds handlers per call) gets a new wrapper."""
+
+    _SIZE = 1024
+
+    def __init__(self, wrap: Callable[[Callable[..., Any], str, bool], Callable[..., Any]]) -> None:
+        self._wrap = wrap
+        self._wrapped: dict[str, tuple[Grpc, Grpc]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, handler: Grpc, method: str) -> Grpc:
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrap = self._wrap
+        wrapped = _replace(handler, lambda behaviour, streaming: wrap(behaviour, method, streaming))
+        with self._lock:
+            if len(self._wrapped) >= self._SIZE:
+                self._wrapped.clear()
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
 class GuardInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
     """The sync interceptor: chooses the handler and wraps it, nothing else (it runs on the
     server's dispatch thread)."""
 
-    _CACHE_SIZE = 1024
-
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self._wrapped: dict[str, tuple[Grpc, Grpc]] = {}
-        self._lock = threading.Lock()
+        self._wrappers = _Wrappers(
+            lambda behaviour, method, _streaming: guard._wrap_sync(behaviour, method)
+        )
 
     def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: Grpc
@@ -440,19 +465,7 @@ class GuardInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]  # the same handler as last time: reuse its wrapper
-        guard = self.guard
-        wrapped = _replace(
-            handler, lambda behaviour, _streaming: guard._wrap_sync(behaviour, method)
-        )
-        with self._lock:
-            if len(self._wrapped) >= self._CACHE_SIZE:
-                self._wrapped.clear()
-            self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        return self._wrappers.get(handler, handler_call_details.method)
 
 
 class AioGuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
@@ -460,6 +473,11 @@ class AioGuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # 
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
+        self._wrappers = _Wrappers(
+            lambda behaviour, method, streaming: guard._wrap_aio(
+                behaviour, method, response_streaming=streaming
+            )
+        )
 
     async def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: Grpc
@@ -467,12 +485,4 @@ class AioGuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # 
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        guard = self.guard
-        method = handler_call_details.method
-        metadata = handler_call_details.invocation_metadata
-        return _replace(
-            handler,
-            lambda behaviour, streaming: guard._wrap_aio(
-                behaviour, method, metadata, response_streaming=streaming
-            ),
-        )
+        return self._wrappers.get(handler, handler_call_details.method)
