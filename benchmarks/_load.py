@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from _harness import first_line, percentile, stop_process
+from _harness import cpu_seconds, first_line, percentile, stop_process
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -50,11 +51,21 @@ class Segment:
     p50: float
     p99: float
     server_cpu: float
-    """Server CPU seconds used during the segment (all of the server's processes)."""
+    """Server CPU seconds used during the segment (0 when not measured)."""
+    client_cpu: float = 0.0
+    """CPU seconds this (client) process used during the segment."""
 
     @property
     def per_second(self) -> float:
         return self.calls / self.wall
+
+    @property
+    def server_cpu_per_call(self) -> float:
+        return self.server_cpu / self.calls if self.calls else 0.0
+
+    @property
+    def client_cpu_per_call(self) -> float:
+        return self.client_cpu / self.calls if self.calls else 0.0
 
 
 def _worker(call: Callable[[], None], calls: int, deadline: float) -> tuple[list[float], int]:
@@ -80,18 +91,22 @@ def run_segment(
     max_calls: int,
     seconds: float,
     pool: concurrent.futures.ThreadPoolExecutor,
-    server_pids: Sequence[int] = (),
+    server_cpu: Callable[[], float] | None = None,
 ) -> Segment:
     """``threads`` threads of ``pool`` each make up to ``max_calls / threads`` calls of ``call``
-    back to back until ``seconds`` have passed; a call that raises counts as a failure."""
+    back to back until ``seconds`` have passed; a call that raises counts as a failure.
+    ``server_cpu`` (read before and after, outside the timed part) gives the server's CPU
+    seconds so far: :func:`process_cpu_seconds` of its pids, or an RPC that asks it."""
     per_thread = max(1, max_calls // threads)
-    cpu_before = process_cpu_seconds(server_pids)
+    cpu_before = server_cpu() if server_cpu is not None else 0.0
+    client_before = cpu_seconds()
     started = time.perf_counter()
     deadline = started + seconds
     futures = [pool.submit(_worker, call, per_thread, deadline) for _ in range(threads)]
     results = [future.result() for future in futures]
     wall = time.perf_counter() - started
-    cpu = process_cpu_seconds(server_pids) - cpu_before
+    client_cpu = cpu_seconds() - client_before
+    cpu = server_cpu() - cpu_before if server_cpu is not None else 0.0
     latencies = [value for found, _ in results for value in found]
     failures = sum(failed for _, failed in results)
     return Segment(
@@ -101,6 +116,7 @@ def run_segment(
         p50=percentile(latencies, 0.5) if latencies else 0.0,
         p99=percentile(latencies, 0.99) if latencies else 0.0,
         server_cpu=cpu,
+        client_cpu=client_cpu,
     )
 
 
@@ -112,6 +128,105 @@ def round_order(names: Sequence[str], index: int) -> list[str]:
 
 
 Rounds = list[dict[str, Segment]]
+
+
+ThreadRounds = list[dict[int, dict[str, Segment]]]
+
+
+def measure_rounds(
+    segment: Callable[[str, int, int], Segment],
+    variants: Sequence[str],
+    *,
+    thread_counts: Sequence[int],
+    rounds: int,
+    warmup: int,
+    max_calls: int,
+    label: str = "",
+) -> ThreadRounds:
+    """Warm every variant up at every thread count (``warmup`` calls), then ``rounds``
+    rounds: per thread count, every variant in :func:`round_order`. ``segment(variant,
+    threads, max_calls)`` runs one :func:`run_segment`. A segment with a failed call raises
+    ``RuntimeError`` (these benchmarks compare working servers only). Progress on stderr."""
+
+    def checked(variant: str, threads: int, calls: int) -> Segment:
+        found = segment(variant, threads, calls)
+        if found.failures or not found.calls:
+            raise RuntimeError(f"{variant}: {found.failures} calls failed, {found.calls} succeeded")
+        return found
+
+    for threads in thread_counts:
+        for variant in variants:
+            checked(variant, threads, warmup)
+    result: ThreadRounds = []
+    for index in range(rounds):
+        per_threads: dict[int, dict[str, Segment]] = {}
+        for threads in thread_counts:
+            per_threads[threads] = {}
+            for variant in round_order(variants, index):
+                found = per_threads[threads][variant] = checked(variant, threads, max_calls)
+                print(
+                    f"{label}round {index + 1}/{rounds} threads={threads} {variant}: "
+                    f"{found.per_second:.0f} calls/s",
+                    file=sys.stderr,
+                )
+        result.append(per_threads)
+    return result
+
+
+class LoadClient(Protocol):
+    """What :func:`measure_clients` needs of a benchmark's client of one server."""
+
+    def call(self) -> None:
+        """One call; raises when it fails."""
+
+    def server_cpu(self) -> float:
+        """The server's CPU seconds so far (asked outside the timed part)."""
+
+
+class Bounds(Protocol):
+    """How much a run measures (the fields of a benchmark's own parameters)."""
+
+    @property
+    def warmup(self) -> int: ...
+    @property
+    def rounds(self) -> int: ...
+    @property
+    def max_calls(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+
+
+def measure_clients(
+    clients: Mapping[str, LoadClient],
+    bounds: Bounds,
+    *,
+    thread_counts: Sequence[int],
+    label: str = "",
+) -> ThreadRounds:
+    """:func:`measure_rounds` over one client per variant (in ``clients``' order), each
+    segment at most ``bounds.seconds`` long, the server CPU asked from the client."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(thread_counts)) as pool:
+
+        def segment(variant: str, threads: int, calls: int) -> Segment:
+            client = clients[variant]
+            return run_segment(
+                client.call,
+                threads=threads,
+                max_calls=calls,
+                seconds=bounds.seconds,
+                pool=pool,
+                server_cpu=client.server_cpu,
+            )
+
+        return measure_rounds(
+            segment,
+            list(clients),
+            thread_counts=thread_counts,
+            rounds=bounds.rounds,
+            warmup=bounds.warmup,
+            max_calls=bounds.max_calls,
+            label=label,
+        )
 
 
 def summarize(rounds: Rounds, baseline: str) -> dict[str, dict[str, float | int]]:

@@ -38,6 +38,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import itertools
 import json
 import os
@@ -56,7 +57,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import _sidecar
 from _harness import mtls_files, print_json, write_files
-from _load import ServerSpec, round_order, run_segment, start_servers, summarize
+from _load import (
+    ServerSpec,
+    process_cpu_seconds,
+    round_order,
+    run_segment,
+    start_servers,
+    summarize,
+)
 from grpcsec.authn import mint_token, public_jwks
 from grpcsec.pki import CertificateAuthority, Profile, SubjectAltNames
 from grpcsec.server import SecurityConfig, aio_secure_server, secure_server
@@ -194,27 +202,21 @@ def _bind_grpc(server: Any, variant: str, directory: Path) -> int:
 
 
 def serve_sync(variant: str, directory: Path) -> None:
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=SERVER_WORKERS)
     if variant in LAYERS:
-        secure = secure_server(layer_config(variant, directory, aio=False))
-        secure.server.add_generic_rpc_handlers((echo_handler(aio=False),))
-        secure.start()
-        port, stop = secure.port, secure.stop
+        secure = secure_server(layer_config(variant, directory, aio=False), executor=executor)
+        server: Any = secure.server
     else:
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=SERVER_WORKERS)
         server = grpc.server(executor)
-        server.add_generic_rpc_handlers((echo_handler(aio=False),))
-        port = _bind_grpc(server, variant, directory)
-        server.start()
-
-        def stop(grace: float) -> None:
-            server.stop(grace).wait()
-            executor.shutdown(wait=True)
-
+    server.add_generic_rpc_handlers((echo_handler(aio=False),))
+    port = secure.port if variant in LAYERS else _bind_grpc(server, variant, directory)
+    server.start()
     print(port, flush=True)
     try:
         sys.stdin.read()  # until the parent closes our stdin
     finally:
-        stop(0)
+        server.stop(0).wait()
+        executor.shutdown(wait=True)
 
 
 async def serve_aio(variant: str, directory: Path) -> None:
@@ -329,7 +331,7 @@ def measure_kind(
                 max_calls=max_calls,
                 seconds=params.seconds,
                 pool=pool,
-                server_pids=servers[variant][1],
+                server_cpu=functools.partial(process_cpu_seconds, servers[variant][1]),
             )
 
         for variant in variants:
@@ -345,7 +347,7 @@ def measure_kind(
             "cn_not_allowed": Client(secured_port, directory, token, identity="intruder").outcome(),
         }
     table = summarize(rounds, "bare")
-    ordered = ("bare", *LAYERS)
+    ordered = tuple(v for v in ("bare", *LAYERS) if v in table)
     extra = {
         layer: round(
             float(table[layer]["server_cpu_us_per_call"])
@@ -371,10 +373,10 @@ def measure_kind(
     return result
 
 
-def run(params: Params, kinds: tuple[str, ...]) -> dict[str, Any]:
+def run(params: Params, kinds: tuple[str, ...], chosen: tuple[str, ...]) -> dict[str, Any]:
     started = time.perf_counter()
     binary = _sidecar.nghttpx_path()
-    variants = VARIANTS if binary else tuple(v for v in VARIANTS if v != "sidecar")
+    variants = tuple(v for v in VARIANTS if v in chosen and (binary or v != "sidecar"))
     if binary is None:
         print("nghttpx not found: skipping the sidecar path", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="grpcsec-bench-server-") as tmp:
@@ -391,6 +393,8 @@ def run(params: Params, kinds: tuple[str, ...]) -> dict[str, Any]:
     }
     if binary is None:
         out["sidecar"] = {"skipped": "nghttpx not found (interop/install.sh installs it)"}
+    elif "sidecar" not in variants:
+        out["sidecar"] = {"skipped": "not chosen (--variants)"}
     else:
         vs_sidecar = {kind: results[kind]["secured_vs_sidecar"] for kind in kinds}
         out["sidecar"] = {"nghttpx": _sidecar.nghttpx_version(binary)}
@@ -444,7 +448,7 @@ def profile(variant: str, kind: str, seconds: float, output: Path, *, gil: bool)
                 max_calls=10**9,
                 seconds=seconds,
                 pool=pool,
-                server_pids=pids,
+                server_cpu=functools.partial(process_cpu_seconds, pids),
             )
             spy_process.wait(timeout=seconds + 60)
             client.close()
@@ -466,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 10)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per segment")
     parser.add_argument("--kinds", choices=KINDS, nargs="+", default=list(KINDS))
+    parser.add_argument(
+        "--variants",
+        choices=VARIANTS,
+        nargs="+",
+        default=list(VARIANTS),
+        help="a subset (bare and secured always run)",
+    )
     parser.add_argument("--profile", choices=(*LAYERS, "bare"), help="py-spy one server")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
     parser.add_argument("--profile-out", type=Path, default=Path("server-profile.txt"))
@@ -495,7 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         params = dataclasses.replace(params, seconds=args.seconds)
     if params.rounds < 1 or params.seconds <= 0:
         parser.error("--rounds must be >= 1 and --seconds > 0")
-    print_json(run(params, tuple(args.kinds)))
+    chosen = (*args.variants, "bare", "secured")
+    print_json(run(params, tuple(args.kinds), chosen))
     return 0
 
 
