@@ -11,6 +11,7 @@ time is one ``/proc`` entry and nothing on the machine changes its behaviour.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,11 @@ PROBE_INTERVAL = 0.05
 
 
 def nghttpx_path() -> str | None:
-    """The nghttpx binary on PATH or in /usr/sbin (Debian puts it there), or ``None``."""
+    """The nghttpx binary: ``$NGHTTPX`` when set (empty: none, to run without the sidecar),
+    else on PATH or in /usr/sbin (Debian puts it there); ``None`` when there is none."""
+    chosen = os.environ.get("NGHTTPX")
+    if chosen is not None:
+        return shutil.which(chosen) if chosen else None
     return shutil.which("nghttpx") or shutil.which("nghttpx", path="/usr/sbin:/usr/local/sbin")
 
 

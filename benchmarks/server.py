@@ -2,7 +2,7 @@
 
 Run from the project root::
 
-    .venv/bin/python benchmarks/server.py            # full run, about four minutes
+    .venv/bin/python benchmarks/server.py            # full run, about three minutes
     .venv/bin/python benchmarks/server.py --quick    # CI smoke run, well under a minute
     .venv/bin/python benchmarks/server.py --profile secured --profile-out prof.txt  # py-spy
 
@@ -342,10 +342,13 @@ def measure_kind(
             line = ", ".join(f"{v} {s.per_second:.0f}/s" for v, s in rounds[-1].items())
             print(f"{kind} round {index + 1}/{params.rounds}: {line}", file=sys.stderr)
         secured_port = servers["secured"][0]
-        negative = {
-            "without_token": Client(secured_port, directory, None).outcome(),
-            "cn_not_allowed": Client(secured_port, directory, token, identity="intruder").outcome(),
+        refused = {
+            "without_token": Client(secured_port, directory, None),
+            "cn_not_allowed": Client(secured_port, directory, token, identity="intruder"),
         }
+        negative = {name: client.outcome() for name, client in refused.items()}
+        for client in refused.values():
+            client.close()
     table = summarize(rounds, "bare")
     ordered = tuple(v for v in ("bare", *LAYERS) if v in table)
     extra = {
