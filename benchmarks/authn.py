@@ -67,6 +67,7 @@ from _harness import (
     serve_until_stdin_closes,
     write_files,
 )
+from _load import ThreadRounds, measure_clients
 from grpcsec.authn import (
     CallInfo,
     ClientCertAllowList,
@@ -397,10 +398,8 @@ class Client:
         self._stats = self.channel.unary_unary(STATS)
         self._metadata = (("authorization", f"Bearer {material.token}"),)
 
-    def call(self) -> float:
-        started = time.perf_counter()
+    def call(self) -> None:
         self._echo(b"ping", metadata=self._metadata, timeout=RPC_TIMEOUT)
-        return time.perf_counter() - started
 
     def server_cpu(self) -> float:
         reply = self._stats(b"", metadata=self._metadata, timeout=RPC_TIMEOUT)
@@ -408,50 +407,6 @@ class Client:
 
     def close(self) -> None:
         self.channel.close()
-
-
-@dataclass(frozen=True)
-class Segment:
-    calls: int
-    wall: float
-    p50: float
-    server_cpu_per_call: float
-
-    @property
-    def per_second(self) -> float:
-        return self.calls / self.wall
-
-
-def _worker(client: Client, calls: int, deadline: float) -> list[float]:
-    latencies: list[float] = []
-    for _ in range(calls):
-        if time.perf_counter() >= deadline:
-            break
-        latencies.append(client.call())
-    return latencies
-
-
-def run_segment(
-    client: Client,
-    threads: int,
-    max_calls: int,
-    seconds: float,
-    pool: concurrent.futures.ThreadPoolExecutor,
-) -> Segment:
-    per_thread = max(1, max_calls // threads)
-    server_cpu = client.server_cpu()
-    started = time.perf_counter()
-    deadline = started + seconds
-    futures = [pool.submit(_worker, client, per_thread, deadline) for _ in range(threads)]
-    latencies = sorted(value for future in futures for value in future.result())
-    wall = time.perf_counter() - started
-    used = client.server_cpu() - server_cpu
-    return Segment(
-        calls=len(latencies),
-        wall=wall,
-        p50=latencies[len(latencies) // 2],
-        server_cpu_per_call=used / len(latencies),
-    )
 
 
 @dataclass(frozen=True)
@@ -464,37 +419,16 @@ class Params:
     micro_seconds: float
 
 
-def round_order(index: int) -> list[str]:
-    shift = index % len(VARIANTS)
-    order = list(VARIANTS[shift:] + VARIANTS[:shift])
-    return order[::-1] if index % 2 else order
-
-
-Rounds = list[dict[int, dict[str, Segment]]]
+Rounds = ThreadRounds
 
 
 def measure_kind(kind: str, clients: dict[str, Client], params: Params) -> Rounds:
-    rounds: Rounds = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(THREAD_COUNTS)) as pool:
-        for threads in THREAD_COUNTS:
-            for client in clients.values():
-                run_segment(client, threads, params.warmup, params.seconds, pool)
-        for index in range(params.rounds):
-            results: dict[int, dict[str, Segment]] = {}
-            for threads in THREAD_COUNTS:
-                results[threads] = {}
-                for variant in round_order(index):
-                    segment = run_segment(
-                        clients[variant], threads, params.max_calls, params.seconds, pool
-                    )
-                    results[threads][variant] = segment
-                    print(
-                        f"{kind} round {index + 1}/{params.rounds} threads={threads} {variant}: "
-                        f"{segment.per_second:.0f} calls/s",
-                        file=sys.stderr,
-                    )
-            rounds.append(results)
-    return rounds
+    return measure_clients(
+        clients,
+        params,
+        thread_counts=THREAD_COUNTS,
+        label=f"{kind} ",
+    )
 
 
 def summarize(rounds: Rounds) -> dict[str, Any]:

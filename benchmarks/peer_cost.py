@@ -46,6 +46,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -65,11 +66,11 @@ from _harness import (
     TlsFiles,
     cpu_stats_reply,
     mtls_files,
-    percentile,
     print_json,
     serve_until_stdin_closes,
     write_files,
 )
+from _load import Segment, ThreadRounds, measure_rounds, run_segment
 from grpcsec import identity
 from grpcsec.credentials import channel_credentials, server_credentials
 from grpcsec.demo.greeter import greeting
@@ -379,21 +380,6 @@ def server_process(material: Material) -> contextlib.AbstractContextManager[int]
 
 # -- (b) end to end: client ---------------------------------------------------------------------
 @dataclass(frozen=True)
-class Segment:
-    """One method at one thread count for one round."""
-
-    calls: int
-    wall: float
-    p50: float
-    p99: float
-    server_cpu_per_call: float
-
-    @property
-    def per_second(self) -> float:
-        return self.calls / self.wall
-
-
-@dataclass(frozen=True)
 class RpcParams:
     """Bounds of the end-to-end part."""
 
@@ -423,16 +409,8 @@ class Client:
         reply: HelloReplyMessage = self._calls[method](self._request, timeout=RPC_TIMEOUT)
         return reply.message
 
-    def worker(self, method: str, calls: int, deadline: float) -> list[float]:
-        call = self._calls[method]
-        latencies: list[float] = []
-        for _ in range(calls):
-            if time.perf_counter() >= deadline:
-                break
-            start = time.perf_counter()
-            call(self._request, timeout=RPC_TIMEOUT)
-            latencies.append(time.perf_counter() - start)
-        return latencies
+    def call(self, method: str) -> None:
+        self._calls[method](self._request, timeout=RPC_TIMEOUT)
 
     def server_cpu(self) -> float:
         reply = self._stats(b"", timeout=RPC_TIMEOUT)
@@ -440,38 +418,6 @@ class Client:
 
     def close(self) -> None:
         self.channel.close()
-
-
-def run_segment(
-    client: Client,
-    method: str,
-    threads: int,
-    params: RpcParams,
-    pool: concurrent.futures.ThreadPoolExecutor,
-    *,
-    max_calls: int | None = None,
-) -> Segment:
-    per_thread = max(1, (max_calls or params.max_calls) // threads)
-    server_cpu = client.server_cpu()
-    start = time.perf_counter()
-    deadline = start + params.seconds
-    futures = [pool.submit(client.worker, method, per_thread, deadline) for _ in range(threads)]
-    latencies = [value for future in futures for value in future.result()]
-    wall = time.perf_counter() - start
-    calls = len(latencies)
-    return Segment(
-        calls=calls,
-        wall=wall,
-        p50=percentile(latencies, 0.50),
-        p99=percentile(latencies, 0.99),
-        server_cpu_per_call=(client.server_cpu() - server_cpu) / calls,
-    )
-
-
-def round_order(round_index: int) -> list[str]:
-    shift = round_index % len(METHODS)
-    order = list(METHODS[shift:] + METHODS[:shift])
-    return order[::-1] if round_index % 2 else order
 
 
 def measure_end_to_end(material: Material, params: RpcParams) -> dict[str, object]:
@@ -486,24 +432,26 @@ def measure_end_to_end(material: Material, params: RpcParams) -> dict[str, objec
             for method, text in expected.items():
                 if client.reply_text(method) != text:
                     raise RuntimeError(f"{method} answered {client.reply_text(method)!r}")
-            rounds: list[dict[int, dict[str, Segment]]] = []
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(THREAD_COUNTS)) as pool:
-                for threads in THREAD_COUNTS:
-                    for method in METHODS:
-                        run_segment(client, method, threads, params, pool, max_calls=params.warmup)
-                for index in range(params.rounds):
-                    results: dict[int, dict[str, Segment]] = {}
-                    for threads in THREAD_COUNTS:
-                        results[threads] = {}
-                        for method in round_order(index):
-                            segment = run_segment(client, method, threads, params, pool)
-                            results[threads][method] = segment
-                            print(
-                                f"round {index + 1}/{params.rounds} threads={threads} {method}: "
-                                f"{segment.per_second:.0f} calls/s",
-                                file=sys.stderr,
-                            )
-                    rounds.append(results)
+
+                def segment(method: str, threads: int, calls: int) -> Segment:
+                    return run_segment(
+                        functools.partial(client.call, method),
+                        threads=threads,
+                        max_calls=calls,
+                        seconds=params.seconds,
+                        pool=pool,
+                        server_cpu=client.server_cpu,
+                    )
+
+                rounds = measure_rounds(
+                    segment,
+                    METHODS,
+                    thread_counts=THREAD_COUNTS,
+                    rounds=params.rounds,
+                    warmup=params.warmup,
+                    max_calls=params.max_calls,
+                )
         finally:
             client.close()
     return summarize(rounds)
@@ -513,7 +461,7 @@ def _key(threads: int) -> str:
     return f"threads_{threads}"
 
 
-def summarize(rounds: list[dict[int, dict[str, Segment]]]) -> dict[str, object]:
+def summarize(rounds: ThreadRounds) -> dict[str, object]:
     def table(attribute: str, scale: float = 1.0) -> dict[str, dict[str, float]]:
         return {
             m: {

@@ -53,15 +53,14 @@ import grpc
 import _harness
 from _harness import (
     TlsFiles,
-    cpu_seconds,
     cpu_stats_reply,
     mtls_files,
-    percentile,
     print_json,
     rounded,
     serve_until_stdin_closes,
     write_files,
 )
+from _load import Segment, ThreadRounds, measure_clients
 from grpcsec.credentials import server_credentials
 from grpcsec.demo.greeter import greeter_handler
 from grpcsec.demo.helloworld import (
@@ -203,11 +202,9 @@ class Client:
         self._stats = self.channel.unary_unary(STATS)
         self._request = new_request(NAME)
 
-    def call(self) -> float:
-        """One ``SayHello``: the seconds it took."""
-        start = time.perf_counter()
+    def call(self) -> None:
+        """One ``SayHello``."""
         self._say_hello(self._request, timeout=RPC_TIMEOUT)
-        return time.perf_counter() - start
 
     def reply_text(self) -> str:
         reply: HelloReplyMessage = self._say_hello(self._request, timeout=RPC_TIMEOUT)
@@ -230,60 +227,6 @@ def expected_reply(variant: str) -> str:
 
 
 @dataclass(frozen=True)
-class Segment:
-    """One variant at one thread count for one round."""
-
-    calls: int
-    wall: float
-    p50: float
-    p99: float
-    client_cpu_per_call: float
-    server_cpu_per_call: float
-
-    @property
-    def per_second(self) -> float:
-        return self.calls / self.wall
-
-
-def _worker(client: Client, calls: int, deadline: float) -> list[float]:
-    latencies: list[float] = []
-    for _ in range(calls):
-        if time.perf_counter() >= deadline:
-            break
-        latencies.append(client.call())
-    return latencies
-
-
-def run_segment(
-    client: Client,
-    threads: int,
-    max_calls: int,
-    seconds: float,
-    pool: concurrent.futures.ThreadPoolExecutor,
-) -> Segment:
-    """Up to ``max_calls`` calls (split over ``threads`` workers) or ``seconds``, first hit."""
-    per_thread = max(1, max_calls // threads)
-    server_cpu = client.server_cpu()
-    cpu = cpu_seconds()
-    start = time.perf_counter()
-    deadline = start + seconds
-    futures = [pool.submit(_worker, client, per_thread, deadline) for _ in range(threads)]
-    latencies = [value for future in futures for value in future.result()]
-    wall = time.perf_counter() - start
-    client_cpu = cpu_seconds() - cpu
-    server_used = client.server_cpu() - server_cpu
-    calls = len(latencies)
-    return Segment(
-        calls=calls,
-        wall=wall,
-        p50=percentile(latencies, 0.50),
-        p99=percentile(latencies, 0.99),
-        client_cpu_per_call=client_cpu / calls,
-        server_cpu_per_call=server_used / calls,
-    )
-
-
-@dataclass(frozen=True)
 class Params:
     """Bounds of a run."""
 
@@ -293,40 +236,17 @@ class Params:
     seconds: float
 
 
-def round_order(round_index: int) -> list[str]:
-    """The variants rotated by the round number, reversed on odd rounds."""
-    shift = round_index % len(VARIANTS)
-    order = list(VARIANTS[shift:] + VARIANTS[:shift])
-    return order[::-1] if round_index % 2 else order
-
-
-def measure(clients: dict[str, Client], params: Params) -> list[dict[int, dict[str, Segment]]]:
+def measure(clients: dict[str, Client], params: Params) -> ThreadRounds:
     """Check the replies, warm up, then ``params.rounds`` rounds of segments."""
     for variant, client in clients.items():
         text = client.reply_text()
         if text != expected_reply(variant):
             raise RuntimeError(f"{variant} answered {text!r}, expected {expected_reply(variant)!r}")
-    rounds: list[dict[int, dict[str, Segment]]] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(THREAD_COUNTS)) as pool:
-        for threads in THREAD_COUNTS:
-            for client in clients.values():
-                run_segment(client, threads, params.warmup, params.seconds, pool)
-        for index in range(params.rounds):
-            results: dict[int, dict[str, Segment]] = {}
-            for threads in THREAD_COUNTS:
-                results[threads] = {}
-                for variant in round_order(index):
-                    segment = run_segment(
-                        clients[variant], threads, params.max_calls, params.seconds, pool
-                    )
-                    results[threads][variant] = segment
-                    print(
-                        f"round {index + 1}/{params.rounds} threads={threads} {variant}: "
-                        f"{segment.per_second:.0f} calls/s",
-                        file=sys.stderr,
-                    )
-            rounds.append(results)
-    return rounds
+    return measure_clients(
+        clients,
+        params,
+        thread_counts=THREAD_COUNTS,
+    )
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -334,9 +254,7 @@ def _key(threads: int) -> str:
     return f"threads_{threads}"
 
 
-def report(
-    rounds: list[dict[int, dict[str, Segment]]], params: Params, elapsed: float
-) -> dict[str, object]:
+def report(rounds: ThreadRounds, params: Params, elapsed: float) -> dict[str, object]:
     def median_of(variant: str, threads: int, attribute: str, scale: float = 1.0) -> float:
         values = [getattr(r[threads][variant], attribute) * scale for r in rounds]
         return rounded(statistics.median(values))

@@ -2,7 +2,8 @@
 # Installs and builds what the interoperability tests (tests/interop) need, offline after the
 # package installs:
 #   1. Debian packages (Go toolchain, grpc-go and protobuf Go sources, protoc and its Go
-#      plugins, openssl, Node.js) - only those that are missing;
+#      plugins, openssl, Node.js, and nghttpx for the sidecar baseline of
+#      benchmarks/server.py) - only those that are missing;
 #   2. the Node.js client's npm dependencies (npm ci from the committed package-lock.json) -
 #      only when interop/node/node_modules is missing or older than the lockfile;
 #   3. Go code generated from interop/proto/helloworld.proto into interop/build/;
@@ -35,6 +36,7 @@ PACKAGES=(
     protoc-gen-go
     protoc-gen-go-grpc
     openssl
+    nghttp2-proxy # nghttpx: the TLS-terminating sidecar baseline of benchmarks/server.py
 )
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 
@@ -67,6 +69,9 @@ fi
 for tool in go protoc protoc-gen-go protoc-gen-go-grpc node npm openssl; do
     command -v "$tool" >/dev/null 2>&1 || die "apt: '$tool' is still not on PATH after installing"
 done
+# Debian installs nghttpx in /usr/sbin, which is not on every user's PATH.
+[ -x /usr/sbin/nghttpx ] || command -v nghttpx >/dev/null 2>&1 ||
+    die "apt: 'nghttpx' is still missing after installing nghttp2-proxy"
 
 # -- 2. npm dependencies ----------------------------------------------------------------------
 NODE_DIR="$HERE/node"

@@ -8,12 +8,13 @@ a policy-like check that denies by claim.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import pytest
@@ -350,3 +351,62 @@ def test_stats_snapshot_counts_by_status_and_reason() -> None:
         "internal": 1,
     }
     assert stats.failures == 4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_call_is_decided_on_its_own_metadata(
+    kind: str, keys: Keys, mint: Minter, mtls: tuple[Any, Any], channel_to: Any
+) -> None:
+    """The wrapper of a method is built once and serves every call of it: allowed, refused
+    and allowed again on one channel, each call judged by the token it sent (a wrapper that
+    kept the first call's metadata would let the second one through), for every shape."""
+    guard = Guard(RequireBearerToken(make_verifier(keys)), OnlySubjects("alice"))
+    with serve_guarded(kind, mtls[0], guard) as server:
+        channel = channel_to(server.target)
+        for shape in SHAPES:
+            first = invoke(channel, shape, metadata=bearer(mint(subject="alice")))
+            missing = invoke_error(channel, shape)
+            other = invoke_error(channel, shape, metadata=bearer(mint(subject="mallory")))
+            again = invoke(channel, shape, metadata=bearer(mint(subject="alice")))
+            assert {r["sub"] for r in first + again} == {"alice"}, shape
+            assert missing.code() is grpc.StatusCode.UNAUTHENTICATED, shape
+            assert other.code() is grpc.StatusCode.PERMISSION_DENIED, shape
+    assert guard.stats.snapshot()["allowed"] == 2 * len(SHAPES)
+
+
+class _CallDetails(NamedTuple):
+    """What grpcio passes to ``intercept_service`` (its class is an abstract protocol)."""
+
+    method: str
+    invocation_metadata: tuple[tuple[str, str], ...]
+
+
+def test_a_method_is_wrapped_once_on_both_server_kinds() -> None:
+    """grpcio hands the interceptor the same handler for every call of a method; both
+    interceptors return the same wrapper for it (no closures built per call), and a new
+    wrapper for a different handler of the same method."""
+    guard = Guard(Recorder())
+    handler = grpc.unary_unary_rpc_method_handler(lambda request, _context: request)
+    other = grpc.unary_unary_rpc_method_handler(lambda request, _context: request)
+    details = _CallDetails("/grpcsec.test.Shapes/Unary", ())
+
+    sync = guard.server_interceptor()
+    first = sync.intercept_service(lambda _details: handler, details)
+    assert sync.intercept_service(lambda _details: handler, details) is first
+    assert first.unary_unary is not handler.unary_unary
+    assert sync.intercept_service(lambda _details: other, details) is not first
+
+    async def continuation(_details: Any) -> Any:
+        return handler
+
+    aio = guard.aio_server_interceptor()
+
+    async def twice() -> tuple[Any, Any]:
+        return (
+            await aio.intercept_service(continuation, details),
+            await aio.intercept_service(continuation, details),
+        )
+
+    one, two = asyncio.run(twice())
+    assert one is two
+    assert one.unary_unary is not handler.unary_unary

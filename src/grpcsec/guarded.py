@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 from grpcsec.call import CallInfo
-from grpcsec.identity import Peer, peer
+from grpcsec.identity import Peer
 
 __all__ = ["GuardedContext", "PeerSource", "call_info", "claims"]
 
@@ -96,7 +96,11 @@ class PeerSource:
                 raise RuntimeError(
                     "the peer of a finished call was never read; read call.peer during the call"
                 )
-            found = self._peer = peer(context)
+            if isinstance(context, GuardedContext):  # an outer guard's view (claims attached)
+                found = context.grpcsec_peer
+            else:  # grpcio's own context: no grpcsec_peer to look up (a costly miss)
+                found = Peer.from_auth_context(context.auth_context(), address=context.peer())
+            self._peer = found
         return found
 
     @property

@@ -219,14 +219,10 @@ class Guard:
         return checked
 
     def _wrap_aio(
-        self,
-        behaviour: Callable[..., Any],
-        method: str,
-        metadata: Grpc,
-        *,
-        response_streaming: bool,
+        self, behaviour: Callable[..., Any], method: str, *, response_streaming: bool
     ) -> Callable[..., Any]:
-        """For ``grpc.aio.server``: a wrapper of the same kind as ``behaviour``."""
+        """For ``grpc.aio.server``: a wrapper of the same kind as ``behaviour``. Like the sync
+        wrapper it serves every call of ``method`` and reads the metadata from the context."""
         guard = self
         has_checks = bool(guard.checks)
 
@@ -237,13 +233,13 @@ class Guard:
             if not has_checks:
                 guard.stats.record_allowed()
                 return None
-            return await guard.admit_async(method, metadata, context)
+            return await guard.admit_async(method, context.invocation_metadata(), context)
 
         def admit_sync(context: Grpc) -> CallInfo | None:
             if not has_checks:
                 guard.stats.record_allowed()
                 return None
-            return guard.admit(method, metadata, context, aio=True)
+            return guard.admit(method, context.invocation_metadata(), context, aio=True)
 
         if inspect.isasyncgenfunction(behaviour):
 
@@ -289,16 +285,41 @@ def _replace(handler: Grpc, wrap: Callable[[Callable[..., Any], bool], Callable[
     return handler._replace(unary_unary=wrap(handler.unary_unary, streaming))
 
 
+class _Wrappers:
+    """The wrapped handler of each method, built once: grpcio returns the same handler object
+    for every call of a method, and a wrapper reads everything per call from its context, so
+    building closures on every call (several microseconds) is wasted. A different handler for
+    the same method (a server that builds handlers per call) gets a new wrapper."""
+
+    _SIZE = 1024
+
+    def __init__(self, wrap: Callable[[Callable[..., Any], str, bool], Callable[..., Any]]) -> None:
+        self._wrap = wrap
+        self._wrapped: dict[str, tuple[Grpc, Grpc]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, handler: Grpc, method: str) -> Grpc:
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrap = self._wrap
+        wrapped = _replace(handler, lambda behaviour, streaming: wrap(behaviour, method, streaming))
+        with self._lock:
+            if len(self._wrapped) >= self._SIZE:
+                self._wrapped.clear()
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
 class GuardInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
     """The sync interceptor: chooses the handler and wraps it, nothing else (it runs on the
     server's dispatch thread)."""
 
-    _CACHE_SIZE = 1024
-
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self._wrapped: dict[str, tuple[Grpc, Grpc]] = {}
-        self._lock = threading.Lock()
+        self._wrappers = _Wrappers(
+            lambda behaviour, method, _streaming: guard._wrap_sync(behaviour, method)
+        )
 
     def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: Grpc
@@ -306,19 +327,7 @@ class GuardInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]  # the same handler as last time: reuse its wrapper
-        guard = self.guard
-        wrapped = _replace(
-            handler, lambda behaviour, _streaming: guard._wrap_sync(behaviour, method)
-        )
-        with self._lock:
-            if len(self._wrapped) >= self._CACHE_SIZE:
-                self._wrapped.clear()
-            self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        return self._wrappers.get(handler, handler_call_details.method)
 
 
 class AioGuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
@@ -326,6 +335,11 @@ class AioGuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # 
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
+        self._wrappers = _Wrappers(
+            lambda behaviour, method, streaming: guard._wrap_aio(
+                behaviour, method, response_streaming=streaming
+            )
+        )
 
     async def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: Grpc
@@ -333,12 +347,4 @@ class AioGuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # 
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        guard = self.guard
-        method = handler_call_details.method
-        metadata = handler_call_details.invocation_metadata
-        return _replace(
-            handler,
-            lambda behaviour, streaming: guard._wrap_aio(
-                behaviour, method, metadata, response_streaming=streaming
-            ),
-        )
+        return self._wrappers.get(handler, handler_call_details.method)

@@ -87,7 +87,6 @@ for _module in _COMMAND_MODULES:
     importlib.import_module(f"grpcsec.cli.{_module}")
 
 
-
 def _usage_line(exc: Exception) -> tuple[str, int] | None:
     """The one line and exit code for a Click/Typer usage error, or ``None`` for any other
     exception. Duck-typed, because Typer vendors its own copy of Click in some versions."""
