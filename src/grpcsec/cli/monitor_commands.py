@@ -16,7 +16,6 @@ SIGINT/SIGTERM. Exit 0 when stopped, 1 when the address cannot be bound, 64 for 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -38,6 +37,7 @@ from grpcsec.cli._common import (
     stderr,
     with_key_password,
 )
+from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
 from grpcsec.errors import ConfigurationError, GrpcsecError
 from grpcsec.material import load_key_pair
 from grpcsec.monitor import (
@@ -245,6 +245,7 @@ def exporter_command(
     client_cert: ClientCertOption = None,
     client_key: ClientKeyOption = None,
     server_name: ServerNameOption = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Serve certificate expiry metrics for Prometheus, re-reading the targets on each scrape.
 
@@ -252,9 +253,7 @@ def exporter_command(
     usage. Targets that fail are counted (grpcsec_exporter_*_errors_total) and retried; the log
     on stderr says why a target went down (once per change) and when it is back.
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_format)
     try:
         address = _listen_address(listen)
         min_interval = _interval(interval)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import signal
 import sys
 import threading
@@ -31,6 +30,7 @@ import typer
 
 from grpcsec.cli import app
 from grpcsec.cli._common import AllowWeakKeysOption, errors_to_exit, read_password
+from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
 from grpcsec.cli._serve_options import ServeFlags, config_from
 from grpcsec.cli._startup import STOP_SIGNALS, stop_during_startup
 from grpcsec.errors import ConfigurationError, PasswordError
@@ -295,6 +295,7 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Serve your gRPC services (or the demo Greeter) over TLS or mTLS, with health.
 
@@ -302,9 +303,7 @@ def serve(
     without a restart; invalid new files are refused and the last good ones keep serving.
     """
     with stop_during_startup("serve"):  # until the graceful handlers take over
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(log_format)
         flags = ServeFlags(
             listen=tuple(listen or ()),
             cert=cert,
