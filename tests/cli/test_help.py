@@ -48,3 +48,33 @@ def test_help_has_no_python_type_names(path: tuple[str, ...]) -> None:
     assert "Usage:" in result.output
     found = PYTHON_TYPE.findall(result.output)
     assert not found, f"grpcsec {' '.join(path)} --help shows Python types: {found}"
+
+
+JSON_EXCEPTIONS = {
+    ("config", "check"): "always prints JSON",
+    ("token", "jwks"): "its answer is a JSON document",
+    ("serve",): "runs until stopped; --log-format json",
+    ("exporter",): "runs until stopped; --log-format json",
+}
+"""The documented exceptions (docs/cli.md): every other command that reports takes --json."""
+
+
+def _options(path: tuple[str, ...]) -> set[str]:
+    command: object = typer.main.get_command(app)
+    for name in path:
+        command = command.get_command(typer.Context(command), name)  # type: ignore[attr-defined]
+    return {opt for param in command.params for opt in getattr(param, "opts", [])}  # type: ignore[attr-defined]
+
+
+GROUPS = {p[:-1] for p in PATHS if len(p) > 1}
+LEAVES = [p for p in PATHS if p and p not in GROUPS]
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=" ".join)
+def test_every_command_has_json_or_is_a_documented_exception(path: tuple[str, ...]) -> None:
+    options = _options(path)
+    if path in JSON_EXCEPTIONS:
+        if path in {("serve",), ("exporter",)}:
+            assert "--log-format" in options
+        return
+    assert "--json" in options, f"grpcsec {' '.join(path)} has no --json"
