@@ -16,7 +16,6 @@ Each ``SayHello`` logs the caller's identity (never keys) on the ``grpcsec.serve
 from __future__ import annotations
 
 import asyncio
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from grpcsec.demo.greeter import aio_greeter_handler, greeter_handler
 from grpcsec.demo.helloworld import SERVICE_NAME
 from grpcsec.errors import ConfigurationError
+from grpcsec.server.bind import bind_all
 from grpcsec.target import Target
 from grpcsec.text import get_logger
 
@@ -95,33 +95,10 @@ class ServeConfig:
         return "mtls" if self.tls.mutual else "tls"
 
 
-def _port_in_use(target: Target) -> bool:
-    family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((target.host, target.port))
-        except OSError:
-            return True
-    return False
-
-
 def _bind(server: Any, config: ServeConfig) -> Target:
-    address = str(config.listen)
-    try:
-        if config.tls is None:
-            port = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, config.tls.credentials())
-    except RuntimeError as exc:
-        if config.listen.port and _port_in_use(config.listen):
-            reason = "the port is already in use"
-        else:
-            reason = "the address is not available on this machine"
-        raise ConfigurationError(f"cannot listen on {address}: {reason}") from exc
-    if port == 0:
-        raise ConfigurationError(f"cannot listen on {address}")
-    return config.listen.with_port(port)
+    """The library's binding, with its one-line errors."""
+    tls = config.tls
+    return bind_all(server, (config.listen,), None if tls is None else tls.credentials)[0]
 
 
 def _add_services_sync(server: grpc.Server) -> health.HealthServicer:

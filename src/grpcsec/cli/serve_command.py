@@ -29,11 +29,11 @@ from typing import Annotated, Any
 import typer
 
 from grpcsec.cli import app
-from grpcsec.cli._common import AllowWeakKeysOption, errors_to_exit, read_password
+from grpcsec.cli._common import AllowWeakKeysOption, errors_to_exit, with_key_password
 from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
 from grpcsec.cli._serve_options import ServeFlags, config_from
 from grpcsec.cli._startup import STOP_SIGNALS, stop_during_startup
-from grpcsec.errors import ConfigurationError, PasswordError
+from grpcsec.errors import ConfigurationError
 from grpcsec.material import load_key_pair
 from grpcsec.server import SecurityConfig
 from grpcsec.server.app import load_app
@@ -46,19 +46,13 @@ log = get_logger("grpcsec.serve")
 
 def _key_password(config: SecurityConfig) -> bytes | None:
     """The key's password when the key is encrypted (environment or prompt), else ``None``."""
-    if config.tls is None:
+    tls = config.tls
+    if tls is None:
         return None
-    try:
-        load_key_pair(config.tls.cert, config.tls.key)
-    except PasswordError as exc:
-        password = read_password(prompt=f"Password for {config.tls.key}: ")
-        if password is None:
-            raise PasswordError(
-                f"{exc.message} (set GRPCSEC_KEY_PASSWORD or run in a terminal to be asked)",
-                path=exc.path,
-            ) from exc
-        return password
-    return None
+    return with_key_password(
+        lambda password: password if load_key_pair(tls.cert, tls.key, password=password) else None,
+        tls.key,
+    )
 
 
 def _register(server: Any, reference: str | None) -> Any:  # noqa: ANN401 (grpc servers)

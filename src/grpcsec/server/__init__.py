@@ -10,30 +10,23 @@ The configuration names load without grpc; the servers import it on first use.
 
 from typing import TYPE_CHECKING
 
+from grpcsec.lazy import lazy_names
 from grpcsec.server.config import AuthzConfig, MetricsConfig, SecurityConfig, TLSConfig
 
 if TYPE_CHECKING:
     from grpcsec.server.aio import AioSecureServer, aio_secure_server
     from grpcsec.server.sync import SecureServer, secure_server
 
-_LAZY = {
-    "AioSecureServer": "grpcsec.server.aio",
-    "aio_secure_server": "grpcsec.server.aio",
-    "SecureServer": "grpcsec.server.sync",
-    "secure_server": "grpcsec.server.sync",
-}
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'grpcsec.server' has no attribute {name!r}")
-    import importlib  # noqa: PLC0415
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_names(
+    "grpcsec.server",
+    {
+        "AioSecureServer": "grpcsec.server.aio",
+        "aio_secure_server": "grpcsec.server.aio",
+        "SecureServer": "grpcsec.server.sync",
+        "secure_server": "grpcsec.server.sync",
+    },
+    globals(),
+)
 
 __all__ = [
     "AioSecureServer",

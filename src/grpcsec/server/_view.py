@@ -53,7 +53,29 @@ class _Registry:
                 self.names.append(name)
 
 
-class ServerView(grpc.Server):  # type: ignore[misc]  # grpc ships no types
+class _Registering:
+    """Registration and port refusal, the same for both views."""
+
+    _grpcsec_server: Any
+    registry: _Registry
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[Any]) -> None:
+        handlers = tuple(generic_rpc_handlers)
+        self.registry.record(service_names(handlers))
+        self._grpcsec_server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:  # noqa: ANN401
+        self.registry.record((service_name,))
+        self._grpcsec_server.add_registered_method_handlers(service_name, method_handlers)
+
+    def add_insecure_port(self, address: str) -> int:
+        raise ConfigurationError(_PORTS_REFUSED)
+
+    def add_secure_port(self, address: str, server_credentials: Any) -> int:  # noqa: ANN401
+        raise ConfigurationError(_PORTS_REFUSED)
+
+
+class ServerView(_Registering, grpc.Server):  # type: ignore[misc]  # grpc ships no types
     """The sync view (see the module docstring)."""
 
     def __init__(
@@ -70,21 +92,6 @@ class ServerView(grpc.Server):  # type: ignore[misc]  # grpc ships no types
         self._grpcsec_wait = wait
         self.registry = _Registry()
 
-    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[Any]) -> None:
-        handlers = tuple(generic_rpc_handlers)
-        self.registry.record(service_names(handlers))
-        self._grpcsec_server.add_generic_rpc_handlers(handlers)
-
-    def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:  # noqa: ANN401
-        self.registry.record((service_name,))
-        self._grpcsec_server.add_registered_method_handlers(service_name, method_handlers)
-
-    def add_insecure_port(self, address: str) -> int:
-        raise ConfigurationError(_PORTS_REFUSED)
-
-    def add_secure_port(self, address: str, server_credentials: Any) -> int:  # noqa: ANN401
-        raise ConfigurationError(_PORTS_REFUSED)
-
     def start(self) -> None:
         self._grpcsec_start()
 
@@ -95,28 +102,13 @@ class ServerView(grpc.Server):  # type: ignore[misc]  # grpc ships no types
         return self._grpcsec_wait(timeout)
 
 
-class AioServerView(grpc.aio.Server):  # type: ignore[misc]  # grpc ships no types
+class AioServerView(_Registering, grpc.aio.Server):  # type: ignore[misc]  # grpc ships no types
     """The ``grpc.aio`` view (see the module docstring); lifecycle methods are coroutines."""
 
     def __init__(self, server: grpc.aio.Server, *, owner: Any) -> None:  # noqa: ANN401
         self._grpcsec_server = server
         self._grpcsec_owner = owner
         self.registry = _Registry()
-
-    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[Any]) -> None:
-        handlers = tuple(generic_rpc_handlers)
-        self.registry.record(service_names(handlers))
-        self._grpcsec_server.add_generic_rpc_handlers(handlers)
-
-    def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:  # noqa: ANN401
-        self.registry.record((service_name,))
-        self._grpcsec_server.add_registered_method_handlers(service_name, method_handlers)
-
-    def add_insecure_port(self, address: str) -> int:
-        raise ConfigurationError(_PORTS_REFUSED)
-
-    def add_secure_port(self, address: str, server_credentials: Any) -> int:  # noqa: ANN401
-        raise ConfigurationError(_PORTS_REFUSED)
 
     async def start(self) -> None:
         await self._grpcsec_owner.start()

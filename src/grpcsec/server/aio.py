@@ -18,42 +18,23 @@ from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.server._view import AioServerView
 from grpcsec.server.config import SecurityConfig
 from grpcsec.server.core import ServerCore
-from grpcsec.server.status import status_document
+from grpcsec.server.handle import ServerHandle
 from grpcsec.target import Target
 
 __all__ = ["AioSecureServer", "aio_secure_server"]
 
 
-class AioSecureServer:
+class AioSecureServer(ServerHandle):
     """A bound, not yet started, secured ``grpc.aio`` server."""
 
     def __init__(self, core: ServerCore, server: grpc.aio.Server, addresses: list[Target]) -> None:
-        self._core = core
+        super().__init__(core, addresses)
         self._grpc = server
-        self.addresses: tuple[Target, ...] = tuple(addresses)
-        self._started = False
-        self._stopped = False
         self.server: AioServerView = AioServerView(server, owner=self)
         self._health: Any = None  # grpc_health.v1.health.aio.HealthServicer (untyped)
         if core.config.health:
             self._health = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
-
-    @property
-    def config(self) -> SecurityConfig:
-        """The configuration this server was built from."""
-        return self._core.config
-
-    @property
-    def port(self) -> int:
-        """The first bound port."""
-        return self.addresses[0].port
-
-    @property
-    def metrics_port(self) -> int | None:
-        """The ``/metrics`` + ``/status`` port once started (``None`` without metrics)."""
-        address = self._core.metrics_address
-        return None if address is None else address.port
 
     async def start(self) -> None:
         """Start background work, health and reflection, then serving; idempotent."""
@@ -91,28 +72,12 @@ class AioSecureServer:
         """Wait until the server stops (or ``timeout``); ``True`` on timeout, as grpcio."""
         return bool(await self._grpc.wait_for_termination(timeout))
 
-    def reload(self) -> dict[str, str]:
-        """Check the certificate and policy files now."""
-        return self._core.reload()
-
-    def request_reload(self) -> None:
-        """Ask for a check of the certificate files soon (safe from a signal handler)."""
-        self._core.request_reload()
-
-    def status(self) -> dict[str, Any]:
-        """The status document (:mod:`grpcsec.server.status`)."""
-        return status_document(self._core, addresses=list(self.addresses), started=self._started)
-
     async def __aenter__(self) -> AioSecureServer:
         await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
-
-    def __repr__(self) -> str:
-        where = ", ".join(str(a) for a in self.addresses)
-        return f"<AioSecureServer {self._core.config.mode} on {where}>"
 
 
 def aio_secure_server(

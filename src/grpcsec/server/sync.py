@@ -29,7 +29,7 @@ from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.server._view import ServerView
 from grpcsec.server.config import SecurityConfig
 from grpcsec.server.core import ServerCore
-from grpcsec.server.status import status_document
+from grpcsec.server.handle import ServerHandle
 from grpcsec.target import Target
 
 __all__ = ["HEALTH_SERVICE", "SecureServer", "secure_server"]
@@ -37,7 +37,7 @@ __all__ = ["HEALTH_SERVICE", "SecureServer", "secure_server"]
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
-class SecureServer:
+class SecureServer(ServerHandle):
     """A bound, not yet started, secured ``grpc.server`` (see the module docstring)."""
 
     def __init__(
@@ -47,13 +47,10 @@ class SecureServer:
         addresses: list[Target],
         executor: ThreadPoolExecutor | None,
     ) -> None:
-        self._core = core
+        super().__init__(core, addresses)
         self._grpc = server
         self._executor = executor
-        self.addresses: tuple[Target, ...] = tuple(addresses)
         self._lock = threading.Lock()
-        self._started = False
-        self._stopped = False
         self.server: ServerView = ServerView(
             server, start=self.start, stop=self.stop, wait=self.wait_for_termination
         )
@@ -61,22 +58,6 @@ class SecureServer:
         if core.config.health:
             self._health = health.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
-
-    @property
-    def config(self) -> SecurityConfig:
-        """The configuration this server was built from."""
-        return self._core.config
-
-    @property
-    def port(self) -> int:
-        """The first bound port (the real one when the configuration said 0)."""
-        return self.addresses[0].port
-
-    @property
-    def metrics_port(self) -> int | None:
-        """The ``/metrics`` + ``/status`` port once started (``None`` without metrics)."""
-        address = self._core.metrics_address
-        return None if address is None else address.port
 
     def start(self) -> None:
         """Start background work, health and reflection, then serving; idempotent."""
@@ -120,28 +101,12 @@ class SecureServer:
         """Block until the server stops (or ``timeout``); ``True`` on timeout, as grpcio."""
         return bool(self._grpc.wait_for_termination(timeout))
 
-    def reload(self) -> dict[str, str]:
-        """Check the certificate and policy files now; ``{"tls": ..., "policy": ...}``."""
-        return self._core.reload()
-
-    def request_reload(self) -> None:
-        """Ask for a check of the certificate files soon (safe from a signal handler)."""
-        self._core.request_reload()
-
-    def status(self) -> dict[str, Any]:
-        """The status document (:mod:`grpcsec.server.status`)."""
-        return status_document(self._core, addresses=list(self.addresses), started=self._started)
-
     def __enter__(self) -> SecureServer:
         self.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def __repr__(self) -> str:
-        where = ", ".join(str(a) for a in self.addresses)
-        return f"<SecureServer {self._core.config.mode} on {where}>"
 
 
 def secure_server(
