@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 __all__ = ["describe", "issued_by", "self_issued", "weak_points"]
 
@@ -49,6 +49,14 @@ def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     return True
 
 
+_MODERN_KEYS = (
+    rsa.RSAPublicKey,
+    ec.EllipticCurvePublicKey,
+    ed25519.Ed25519PublicKey,
+    ed448.Ed448PublicKey,
+)
+
+
 def weak_points(certificates: Sequence[x509.Certificate]) -> list[str]:
     """One phrase per weakness among ``certificates`` (empty when there is none)."""
     found: list[str] = []
@@ -56,8 +64,11 @@ def weak_points(certificates: Sequence[x509.Certificate]) -> list[str]:
         key = certificate.public_key()
         if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
             found.append(f"{describe(certificate)} has a {key.key_size}-bit RSA key")
-        if isinstance(key, dsa.DSAPublicKey):
-            found.append(f"{describe(certificate)} has a DSA key")
+        if not isinstance(key, _MODERN_KEYS):
+            # DSA above all (cryptography deprecates even naming its class, so it is told by
+            # exclusion): a key of any type outside the modern ones is weak here.
+            kind = type(key).__name__.removesuffix("PublicKey") or "unknown"
+            found.append(f"{describe(certificate)} has a {kind} key")
         if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
             found.append(f"{describe(certificate)} has a {key.curve.key_size}-bit EC key")
         if self_issued(certificate):
