@@ -292,11 +292,12 @@ class CertificateAuthority:
             try:
                 san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             except x509.ExtensionNotFound:
-                san = x509.SubjectAlternativeName([])
-            raw = SubjectAltNames.from_extension(san)
-            names = SubjectAltNames.build(
-                dns=raw.dns, ips=raw.ips, uris=raw.uris, emails=raw.emails
-            )
+                names = SubjectAltNames.build()  # none: refused below for a server, as CN-only
+            else:
+                raw = SubjectAltNames.from_extension(san)
+                names = SubjectAltNames.build(
+                    dns=raw.dns, ips=raw.ips, uris=raw.uris, emails=raw.emails
+                )
         if common_name is None:
             cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             common_name = str(cns[0].value) if cns else None
