@@ -93,8 +93,8 @@ def test_an_issuer_without_a_crl_is_not_checked(m: Material) -> None:
 @pytest.mark.parametrize(
     ("window", "words"),
     [
-        ({"this_update_hours": -50, "next_update_hours": -2}, "passed its next update"),
-        ({"this_update_hours": 2, "next_update_hours": 30}, "not valid before"),
+        ({"this_update_hours": -50, "next_update_hours": -2}, "expired at its next update"),
+        ({"this_update_hours": 2, "next_update_hours": 30}, "not valid until"),
     ],
 )
 def test_a_crl_outside_its_window_is_undetermined(

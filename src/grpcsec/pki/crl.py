@@ -146,6 +146,15 @@ class RevocationList:
         """Whether ``now`` is before this update (the issuer's clock runs ahead)."""
         return now < self.this_update
 
+    def window_problem(self, now: dt.datetime) -> str | None:
+        """Why this CRL cannot decide anything at ``now`` (its window), or ``None``: the one
+        wording every revocation check (verify, doctor, servers) reports."""
+        if self.next_update is not None and self.expired(now):
+            return f"the CRL expired at its next update {_moment(self.next_update)}"
+        if self.not_yet_valid(now):
+            return f"the CRL is not valid until {_moment(self.this_update)}"
+        return None
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary (entries counted, not listed)."""
         return {
@@ -159,6 +168,10 @@ class RevocationList:
             "next_update": None if self.next_update is None else self.next_update.isoformat(),
             "revoked": len(self.entries),
         }
+
+
+def _moment(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _subject_key_id(certificate: x509.Certificate) -> bytes | None:

@@ -76,17 +76,11 @@ def revocation_words(revocation: Revocation) -> str:
 
 
 def _unusable(crl: RevocationList, now: dt.datetime) -> str | None:
-    if crl.next_update is not None and crl.expired(now):
-        return (
-            f"CRL {crl.source} expired at its next update {_moment(crl.next_update)} "
-            f"(checked at {_moment(now)}); publish a fresh one"
-        )
-    if crl.not_yet_valid(now):
-        return (
-            f"CRL {crl.source} is not valid until {_moment(crl.this_update)} "
-            f"(checked at {_moment(now)}); check the clock"
-        )
-    return None
+    problem = crl.window_problem(now)
+    if problem is None:
+        return None
+    advice = "publish a fresh one" if crl.expired(now) else "check the clock"
+    return f"CRL {crl.source}: {problem} (checked at {_moment(now)}); {advice}"
 
 
 def _check_one(

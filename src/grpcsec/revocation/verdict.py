@@ -131,11 +131,7 @@ def _unusable(
         return "no certificate of its issuer (sent or trusted) to check the CRL with"
     if not crls.signed_by(crl, issuer):
         return "the CRL is not signed by the issuer's key"
-    if crl.not_yet_valid(now):
-        return f"the CRL is not valid before {crl.this_update.isoformat()}"
-    if crl.expired(now):
-        return f"the CRL passed its next update at {_moment(crl.next_update)}"
-    return None
+    return crl.window_problem(now)
 
 
 def judge_chain(
@@ -187,7 +183,3 @@ def judge_chain(
         checked=checked,
         recheck_at=recheck,
     )
-
-
-def _moment(value: dt.datetime | None) -> str:
-    return "never" if value is None else value.isoformat()
