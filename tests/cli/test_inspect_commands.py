@@ -419,7 +419,10 @@ def test_verify_crl_of_a_namesake_ca_or_expired_is_undetermined(
     expired = write_crl(tmp_path / "expired.crl", pki_dir, this_update=now - dt.timedelta(days=9),
                         next_update=now - dt.timedelta(days=2))  # fmt: skip
     client, ca = pki_dir / "client.crt", pki_dir / "ca.crt"
-    for crl, words in ((forged, "not signed by its key"), (expired, "expired at its next update")):
+    for crl, words in (
+        (forged, "not signed by the issuer's key"),
+        (expired, "expired at its next update"),
+    ):
         data = _failure((client, "--ca", ca, "--crl", crl))
         assert data["reason"] == "revocation_undetermined"
         assert words in str(data["message"])

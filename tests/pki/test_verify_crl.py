@@ -164,7 +164,7 @@ def test_a_namesake_crl_does_not_hide_the_real_one(world: World) -> None:
 
 def test_undetermined_says_which_crl_and_why(world: World) -> None:
     cases = {
-        "namesake": "not signed by its key",
+        "namesake": "not signed by the issuer.s key",
         "expired": "expired at its next update",
         "only_root_crl": "no CRL of its issuer",
     }

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
 
 from grpcsec.pki.crl import Revocation, RevocationList
+from grpcsec.pki.crl_set import CRLSet
+from grpcsec.pki.crl_verdict import Outcome, judge_chain, revocation_words
 
 __all__ = ["RevocationCheck", "RevocationStatus", "check_path_revocation", "revocation_words"]
 
@@ -59,78 +60,11 @@ class RevocationCheck:
     crl: RevocationList | None = None
 
 
-def _moment(when: dt.datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _what(certificate: x509.Certificate, position: int) -> str:
-    subject = certificate.subject.rfc4514_string() or "(empty subject)"
-    kind = "the certificate" if position == 0 else "intermediate"
-    return f"{kind} '{subject}' (serial {certificate.serial_number:x})"
-
-
-def revocation_words(revocation: Revocation) -> str:
-    """``"on 2030-01-01 00:00:00Z for key_compromise"`` (reason ``unspecified`` when none)."""
-    reason = "unspecified" if revocation.reason is None else revocation.reason.value
-    return f"on {_moment(revocation.revoked_at)} for {reason}"
-
-
-def _unusable(crl: RevocationList, now: dt.datetime) -> str | None:
-    problem = crl.window_problem(now)
-    if problem is None:
-        return None
-    advice = "publish a fresh one" if crl.expired(now) else "check the clock"
-    return f"CRL {crl.source}: {problem} (checked at {_moment(now)}); {advice}"
-
-
-def _check_one(
-    certificate: x509.Certificate,
-    issuer: x509.Certificate,
-    position: int,
-    crls: Sequence[RevocationList],
-    now: dt.datetime,
-) -> RevocationCheck | None:
-    named = [crl for crl in crls if crl.issuer == certificate.issuer]
-    what = _what(certificate, position)
-    issuer_name = certificate.issuer.rfc4514_string()
-    if not named:
-        if position > 0:
-            return None
-        return RevocationCheck(
-            status=RevocationStatus.UNDETERMINED,
-            certificate=certificate,
-            message=f"no CRL of its issuer '{issuer_name}' was given; revocation of {what} "
-            "cannot be determined",
-        )
-    signed = [crl for crl in named if crl.is_signed_by(issuer)]
-    if not signed:
-        sources = ", ".join(crl.source for crl in named)
-        return RevocationCheck(
-            status=RevocationStatus.UNDETERMINED,
-            certificate=certificate,
-            message=f"CRL {sources} names the issuer '{issuer_name}' but is not signed by its "
-            "key (another CA with the same name?); revocation of "
-            f"{what} cannot be determined",
-        )
-    usable = [crl for crl in signed if _unusable(crl, now) is None]
-    if not usable:
-        return RevocationCheck(
-            status=RevocationStatus.UNDETERMINED,
-            certificate=certificate,
-            message=f"{_unusable(signed[0], now)}; revocation of {what} cannot be determined",
-        )
-    for crl in usable:
-        entry = crl.lookup(certificate.serial_number)
-        if entry is not None:
-            return RevocationCheck(
-                status=RevocationStatus.REVOKED,
-                certificate=certificate,
-                revocation=entry,
-                crl=crl,
-                message=f"{what} was revoked by '{issuer_name}' {revocation_words(entry)} "
-                f"(CRL {crl.source})",
-            )
-    return None
+_STATUS = {
+    Outcome.GOOD: RevocationStatus.GOOD,
+    Outcome.REVOKED: RevocationStatus.REVOKED,
+    Outcome.UNDETERMINED: RevocationStatus.UNDETERMINED,
+}
 
 
 def check_path_revocation(
@@ -138,18 +72,27 @@ def check_path_revocation(
 ) -> RevocationCheck:
     """Check ``path`` (leaf first, each issued by the next, the trust anchor last) against
     ``crls`` at ``now``; the first problem from the leaf up, else ``good``. The path must hold
-    the leaf's issuer: a path of one certificate is ``undetermined``."""
+    the leaf's issuer: a path of one certificate is ``undetermined``.
+
+    The walk is the servers' own (:func:`grpcsec.pki.crl_verdict.judge_chain`, one matching of
+    CRLs to issuers everywhere), with ``openssl verify -crl_check``'s rule that the leaf's
+    issuer must have a CRL among those given."""
     if len(path) < 2:
         return RevocationCheck(
             status=RevocationStatus.UNDETERMINED,
             message="the certificate's issuer is unknown; its CRL cannot be checked",
             certificate=path[0] if path else None,
         )
-    for position, (certificate, issuer) in enumerate(itertools.pairwise(path)):
-        found = _check_one(certificate, issuer, position, crls, now)
-        if found is not None:
-            return found
+    verdict = judge_chain(path[:-1], CRLSet.of(crls), path[-1:], now, require_leaf_issuer_crl=True)
+    if verdict.outcome is Outcome.GOOD:
+        count = len(crls)
+        message = f"not revoked (checked against {count} CRL{'s' if count != 1 else ''})"
+    else:
+        message = verdict.message
     return RevocationCheck(
-        status=RevocationStatus.GOOD,
-        message=f"not revoked (checked against {len(crls)} CRL{'s' if len(crls) != 1 else ''})",
+        status=_STATUS[verdict.outcome],
+        message=message,
+        certificate=verdict.certificate,
+        revocation=verdict.revocation,
+        crl=verdict.crl,
     )

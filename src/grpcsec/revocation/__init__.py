@@ -2,7 +2,7 @@
 watched), the verdict for a client's chain, and the guard check that caches it. No grpc import.
 
 * :mod:`grpcsec.revocation.crlset`: where CRLs are read from and what a set must satisfy;
-* :mod:`grpcsec.revocation.verdict`: :func:`judge_chain`, a pure function of chain, CRLs,
+* :mod:`grpcsec.pki.crl_verdict`: :func:`judge_chain`, a pure function of chain, CRLs,
   trusted client CAs and ``now``;
 * :mod:`grpcsec.revocation.store`: :class:`CRLStore` (the watcher) and
   :class:`RevocationCheck` (the cached per-call check).
@@ -10,9 +10,10 @@ watched), the verdict for a client's chain, and the guard check that caches it. 
 Parsing CRLs is :mod:`grpcsec.pki.crl`'s job; docs/revocation.md is the user's guide.
 """
 
-from grpcsec.revocation.crlset import CRLSet, CRLSource, build_crl_set
+from grpcsec.pki.crl_set import CRLSet
+from grpcsec.pki.crl_verdict import Outcome, Verdict, judge_chain
+from grpcsec.revocation.crlset import CRLSource, build_crl_set
 from grpcsec.revocation.store import CRLStore, RevocationCheck
-from grpcsec.revocation.verdict import Outcome, Verdict, judge_chain
 
 __all__ = [
     "CRLSet",

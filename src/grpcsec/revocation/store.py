@@ -32,8 +32,9 @@ from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import AuthenticationError
 from grpcsec.fileio import FileContents
 from grpcsec.identity import TransportSecurity
-from grpcsec.revocation.crlset import CRLSet, CRLSource, build_crl_set
-from grpcsec.revocation.verdict import Outcome, Verdict, judge_chain
+from grpcsec.pki.crl_set import CRLSet
+from grpcsec.pki.crl_verdict import Outcome, Verdict, judge_chain
+from grpcsec.revocation.crlset import CRLSource, build_crl_set
 from grpcsec.text import get_logger
 from grpcsec.watch import Watch, WatchStatus
 

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
-from grpcsec.pki.crl import RevocationList
-from grpcsec.revocation.crlset import CRLSet
+from grpcsec.pki.crl import Revocation, RevocationList
+from grpcsec.pki.crl_set import CRLSet
 from grpcsec.text import inert
 
-__all__ = ["Outcome", "Verdict", "judge_chain", "key_identifier"]
+__all__ = ["Outcome", "Verdict", "judge_chain", "key_identifier", "revocation_words"]
 
 
 class Outcome(enum.Enum):
@@ -56,6 +56,12 @@ class Verdict:
     message: str
     checked: int = 0
     recheck_at: dt.datetime | None = None
+    certificate: x509.Certificate | None = None
+    """The certificate the verdict is about (revoked or undetermined), else ``None``."""
+    revocation: Revocation | None = None
+    """The entry that revoked it (``revoked`` only)."""
+    crl: RevocationList | None = None
+    """The CRL that revoked it (``revoked`` only)."""
 
     def current(self, now: dt.datetime) -> bool:
         """Whether the verdict still holds at ``now`` (time alone has not changed it)."""
@@ -107,6 +113,13 @@ def _path(
     return steps
 
 
+def revocation_words(revocation: Revocation) -> str:
+    """``"on 2030-01-01 00:00:00Z for key_compromise"`` (reason ``unspecified`` when none)."""
+    reason = "unspecified" if revocation.reason is None else revocation.reason.value
+    when = revocation.revoked_at.strftime("%Y-%m-%d %H:%M:%SZ")
+    return f"on {when} for {reason}"
+
+
 def _who(certificate: x509.Certificate, position: int) -> str:
     role = "client certificate" if position == 0 else "intermediate CA certificate"
     subject = inert(certificate.subject.rfc4514_string())
@@ -121,6 +134,12 @@ def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | Non
     if a is None:
         return b
     return a if b is None else min(a, b)
+
+
+_NAMESAKE = (
+    "the CRL is not signed by the issuer's key (its key identifier names another CA with the "
+    "same name)"
+)
 
 
 def _unusable(
@@ -139,9 +158,16 @@ def judge_chain(
     crls: CRLSet,
     anchors: Sequence[x509.Certificate],
     now: dt.datetime,
+    *,
+    require_leaf_issuer_crl: bool = False,
 ) -> Verdict:
-    """The verdict for ``chain`` (leaf first) at ``now`` (module docstring)."""
+    """The verdict for ``chain`` (leaf first) at ``now`` (module docstring).
+
+    ``require_leaf_issuer_crl`` is ``openssl verify -crl_check``'s rule, which ``verify --crl``
+    and ``doctor --crl`` follow: the leaf's issuer must have a CRL among those given, else the
+    verdict is undetermined. A server checks only the issuers its configured set covers."""
     undetermined: str | None = None
+    undetermined_about: x509.Certificate | None = None
     recheck: dt.datetime | None = None
     checked = 0
     for position, (certificate, issuer) in enumerate(_path(chain, anchors)):
@@ -149,11 +175,19 @@ def judge_chain(
         crl = crls.for_issuer(certificate.issuer, key_id)
         namesake = crls.names_for(certificate.issuer)
         if crl is None and not namesake:
+            if require_leaf_issuer_crl and position == 0:
+                issuer_name = inert(certificate.issuer.rfc4514_string())
+                return Verdict(
+                    outcome=Outcome.UNDETERMINED,
+                    message=f"no CRL of its issuer '{issuer_name}' was given; revocation of "
+                    f"{_who(certificate, position)} cannot be determined",
+                    certificate=certificate,
+                )
             continue
         who = _who(certificate, position)
         problem: str | None
         if crl is None:  # CRLs name this issuer, but another key issued them
-            crl, problem = namesake[0], "the CRL's key identifier is not the issuer's"
+            crl, problem = namesake[0], _NAMESAKE
         else:
             problem = _unusable(crls, crl, issuer, now)
         if problem is not None:
@@ -161,21 +195,28 @@ def judge_chain(
                 recheck = _earliest(recheck, crl.this_update)
             if undetermined is None:  # the first problem is the one reported
                 undetermined = f"revocation of {who} undetermined: {_crl_name(crl)}: {problem}"
+                undetermined_about = certificate
             continue
         checked += 1
         recheck = _earliest(recheck, crl.next_update)
         entry = crl.lookup(certificate.serial_number)
         if entry is not None:
-            reason = entry.reason.value if entry.reason is not None else "none given"
             return Verdict(
                 outcome=Outcome.REVOKED,
-                message=f"{who} was revoked on {entry.revoked_at.isoformat()} "
-                f"(reason: {reason}) according to {_crl_name(crl)}",
+                message=f"{who} was revoked {revocation_words(entry)} according to "
+                f"{_crl_name(crl)}",
                 checked=checked,
+                certificate=certificate,
+                revocation=entry,
+                crl=crl,
             )
     if undetermined is not None:
         return Verdict(
-            outcome=Outcome.UNDETERMINED, message=undetermined, checked=checked, recheck_at=recheck
+            outcome=Outcome.UNDETERMINED,
+            message=undetermined,
+            checked=checked,
+            recheck_at=recheck,
+            certificate=undetermined_about,
         )
     return Verdict(
         outcome=Outcome.GOOD,
