@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock", "format_moment", "rfc3339"]
 
 
 @runtime_checkable
@@ -110,3 +110,13 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({self.now().isoformat()})"
+
+
+def format_moment(when: dt.datetime) -> str:
+    """``2030-01-01 00:00:00Z``: a time in messages and log lines (UTC, seconds)."""
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def rfc3339(when: dt.datetime | None) -> str | None:
+    """A time in JSON documents (``2030-01-01T00:00:00Z``); ``None`` stays ``None``."""
+    return when.isoformat().replace("+00:00", "Z") if when is not None else None

@@ -30,7 +30,7 @@ from grpcsec.authz.audit import AuditLoggerRegistry
 from grpcsec.authz.engine import Engine
 from grpcsec.authz.model import Policy
 from grpcsec.authz.parse import parse_policy, read_policy_file
-from grpcsec.clock import SYSTEM_CLOCK, Clock
+from grpcsec.clock import SYSTEM_CLOCK, Clock, rfc3339
 from grpcsec.errors import ConfigurationError, GrpcsecError, PolicyError
 from grpcsec.fileio import FileContents, FileKind, FileSet
 from grpcsec.text import get_logger
@@ -102,10 +102,6 @@ class StaticPolicyProvider:
         return f"StaticPolicyProvider({self._engine.name!r})"
 
 
-def _moment(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 class ReloadResult(enum.Enum):
     """What one check of the file did."""
 
@@ -147,8 +143,8 @@ class ProviderStatus:
             "last_error": self.last_error,
             "running": self.running,
             "last_result": self.last_result.value,
-            "last_success_time": _moment(self.last_success_time),
-            "last_failure_time": _moment(self.last_failure_time),
+            "last_success_time": rfc3339(self.last_success_time),
+            "last_failure_time": rfc3339(self.last_failure_time),
             "failures_by_reason": dict(sorted(self.failures_by_reason.items())),
         }
 

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from grpcsec.clock import format_moment
 from grpcsec.doctor.chain import (
     PathResult,
     build_path,
@@ -44,10 +45,6 @@ __all__ = [
     "check_server_eku",
     "check_validity",
 ]
-
-
-def _moment(when: dt.datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,8 +176,8 @@ def check_validity(inputs: Inputs, served: ServedChain, now: dt.datetime) -> Che
             return Check.failed(
                 "validity",
                 "server_cert_expired",
-                f"{what} expired on {_moment(certificate.not_valid_after_utc)} (now is "
-                f"{_moment(now)})",
+                f"{what} expired on {format_moment(certificate.not_valid_after_utc)} (now is "
+                f"{format_moment(now)})",
                 "renew it (grpcsec issue server ...) and restart or reload the server; if it "
                 "should still be valid, check this machine's clock",
             )
@@ -188,14 +185,15 @@ def check_validity(inputs: Inputs, served: ServedChain, now: dt.datetime) -> Che
             return Check.failed(
                 "validity",
                 "server_cert_not_yet_valid",
-                f"{what} is valid only from {_moment(certificate.not_valid_before_utc)} (now is "
-                f"{_moment(now)})",
+                f"{what} is valid only from "
+                f"{format_moment(certificate.not_valid_before_utc)} (now is {format_moment(now)})",
                 "check the clocks of this machine, the server and the CA (one is behind, or the "
                 "certificate was issued for later); grpcsec backdates not-before by one minute",
             )
     info = CertificateInfo.of(served.leaf)
     message = (
-        f"valid until {_moment(info.not_after)} ({format_duration(info.time_left(now))} left, "
+        f"valid until {format_moment(info.not_after)} "
+        f"({format_duration(info.time_left(now))} left, "
         f"{info.lifetime_used(now):.0%} of its lifetime used)"
     )
     due = [p for p in (lifetime_problem(c, now) for c in served.judged) if p]

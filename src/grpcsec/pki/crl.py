@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from grpcsec.clock import format_moment
 from grpcsec.errors import MaterialError
 from grpcsec.fileio import FileKind, read_file
 from grpcsec.pki.keys import PrivateKey
@@ -150,9 +151,9 @@ class RevocationList:
         """Why this CRL cannot decide anything at ``now`` (its window), or ``None``: the one
         wording every revocation check (verify, doctor, servers) reports."""
         if self.next_update is not None and self.expired(now):
-            return f"the CRL expired at its next update {_moment(self.next_update)}"
+            return f"the CRL expired at its next update {format_moment(self.next_update)}"
         if self.not_yet_valid(now):
-            return f"the CRL is not valid until {_moment(self.this_update)}"
+            return f"the CRL is not valid until {format_moment(self.this_update)}"
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -168,10 +169,6 @@ class RevocationList:
             "next_update": None if self.next_update is None else self.next_update.isoformat(),
             "revoked": len(self.entries),
         }
-
-
-def _moment(when: dt.datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _subject_key_id(certificate: x509.Certificate) -> bytes | None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
+from grpcsec.clock import format_moment
 from grpcsec.pki.crl import Revocation, RevocationList
 from grpcsec.pki.crl_set import CRLSet
 from grpcsec.text import inert
@@ -116,8 +117,7 @@ def _path(
 def revocation_words(revocation: Revocation) -> str:
     """``"on 2030-01-01 00:00:00Z for key_compromise"`` (reason ``unspecified`` when none)."""
     reason = "unspecified" if revocation.reason is None else revocation.reason.value
-    when = revocation.revoked_at.strftime("%Y-%m-%d %H:%M:%SZ")
-    return f"on {when} for {reason}"
+    return f"on {format_moment(revocation.revoked_at)} for {reason}"
 
 
 def _who(certificate: x509.Certificate, position: int) -> str:

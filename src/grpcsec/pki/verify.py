@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from grpcsec.clock import format_moment
 from grpcsec.errors import VerificationError, VerifyReason
 from grpcsec.pki.anchors import check_anchors
 from grpcsec.pki.crl import RevocationList
@@ -70,10 +71,6 @@ class VerifiedChain:
         return self.chain[-1]
 
 
-def _moment(when: dt.datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
 def host_matches(certificate: x509.Certificate, host: str) -> bool:
     """Whether ``host`` (a DNS name or IP) is among the certificate's DNS or IP SANs.
 
@@ -100,14 +97,14 @@ def _check_window(certificate: x509.Certificate, now: dt.datetime, what: str) ->
     if now < certificate.not_valid_before_utc:
         raise VerificationError(
             VerifyReason.NOT_YET_VALID,
-            f"{what} is not valid until {_moment(certificate.not_valid_before_utc)} "
-            f"(checked at {_moment(now)}); check the clock or wait",
+            f"{what} is not valid until {format_moment(certificate.not_valid_before_utc)} "
+            f"(checked at {format_moment(now)}); check the clock or wait",
         )
     if now > certificate.not_valid_after_utc:
         raise VerificationError(
             VerifyReason.EXPIRED,
-            f"{what} expired on {_moment(certificate.not_valid_after_utc)} "
-            f"(checked at {_moment(now)}); renew it",
+            f"{what} expired on {format_moment(certificate.not_valid_after_utc)} "
+            f"(checked at {format_moment(now)}); renew it",
         )
 
 

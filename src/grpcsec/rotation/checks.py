@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from grpcsec.clock import format_moment
 from grpcsec.credentials import ChannelTLS, ServerTLS
 from grpcsec.errors import (
     ConfigurationError,
@@ -156,10 +157,6 @@ def _describe(leaf: x509.Certificate) -> str:
     )
 
 
-def _moment(when: dt.datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
 def check_dates(chain: tuple[x509.Certificate, ...], now: dt.datetime, *, source: str) -> None:
     """Refuse a chain with any certificate outside its validity window at ``now``.
 
@@ -174,14 +171,14 @@ def check_dates(chain: tuple[x509.Certificate, ...], now: dt.datetime, *, source
         if now < certificate.not_valid_before_utc:
             raise VerificationError(
                 VerifyReason.NOT_YET_VALID,
-                f"{what} is not valid until {_moment(certificate.not_valid_before_utc)}; it will "
-                "be loaded once valid (check the issuer's clock if this persists)",
+                f"{what} is not valid until {format_moment(certificate.not_valid_before_utc)}; "
+                "it will be loaded once valid (check the issuer's clock if this persists)",
                 path=source,
             )
         if now > certificate.not_valid_after_utc:
             raise VerificationError(
                 VerifyReason.EXPIRED,
-                f"{what} expired on {_moment(certificate.not_valid_after_utc)}; renew it",
+                f"{what} expired on {format_moment(certificate.not_valid_after_utc)}; renew it",
                 path=source,
             )
 

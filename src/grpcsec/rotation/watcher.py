@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from cryptography import x509
 
-from grpcsec.clock import SYSTEM_CLOCK, Clock
+from grpcsec.clock import SYSTEM_CLOCK, Clock, rfc3339
 from grpcsec.errors import RotationError
 from grpcsec.pki import CertificateInfo
 from grpcsec.rotation.checks import FailureKind, classify
@@ -64,10 +64,6 @@ class ReloadFailure:
             "message": self.message,
             "at": self.at.isoformat().replace("+00:00", "Z"),
         }
-
-
-def _moment(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,13 +110,13 @@ class RotationStatus:
             "generation": self.generation,
             "serial": self.serial,
             "subject": self.subject,
-            "not_before": _moment(self.not_before),
-            "not_after": _moment(self.not_after),
+            "not_before": rfc3339(self.not_before),
+            "not_after": rfc3339(self.not_after),
             "fingerprint_sha256": self.fingerprint_sha256,
             "reload_successes": self.reload_successes,
             "reload_failures": self.reload_failures,
-            "last_success_time": _moment(self.last_success_time),
-            "last_failure_time": _moment(self.last_failure_time),
+            "last_success_time": rfc3339(self.last_success_time),
+            "last_failure_time": rfc3339(self.last_failure_time),
             "last_failure": self.last_failure.to_json() if self.last_failure else None,
             "handshakes": self.handshakes,
             "healthy": self.healthy,

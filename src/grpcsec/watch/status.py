@@ -9,6 +9,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from grpcsec.clock import rfc3339
+
 __all__ = ["Digested", "Refusal", "ReloadOutcome", "Source", "WatchStatus"]
 
 
@@ -56,10 +58,6 @@ class ReloadOutcome(enum.Enum):
     """A check was already running in this thread; a reload was requested instead."""
 
 
-def _moment(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Refusal:
     """One refused reload: its reason code, the one-line message, when, and the error."""
@@ -71,7 +69,7 @@ class Refusal:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (the cause is summarised by the message)."""
-        return {"reason": self.reason, "message": self.message, "at": _moment(self.at)}
+        return {"reason": self.reason, "message": self.message, "at": rfc3339(self.at)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,8 +120,8 @@ class WatchStatus:
             "reload_successes": self.reload_successes,
             "reload_failures": self.reload_failures,
             "failures_by_reason": dict(sorted(self.failures_by_reason.items())),
-            "last_success_time": _moment(self.last_success_time),
-            "last_failure_time": _moment(self.last_failure_time),
+            "last_success_time": rfc3339(self.last_success_time),
+            "last_failure_time": rfc3339(self.last_failure_time),
             "last_error": self.last_error,
             "last_failure": self.last_failure.to_json() if self.last_failure else None,
             "healthy": self.healthy,
