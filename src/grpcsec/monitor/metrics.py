@@ -41,6 +41,7 @@ import datetime as dt
 import enum
 import re
 import threading
+from typing import Any
 
 from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -59,6 +60,8 @@ __all__ = ["ServiceMetrics"]
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 OTHER = "other"
+_SERIES_KEPT = 4096
+"""Labelled children remembered per decision key (bounded; a policy has few rules)."""
 
 
 def _code(value: str | enum.Enum) -> str:
@@ -145,6 +148,7 @@ class ServiceMetrics:
             CRL_NEXT_UPDATE, CRL_NEXT_UPDATE_HELP, CRL_LABELS, registry=registry
         )
         self._crl_revoked = Gauge(CRL_REVOKED, CRL_REVOKED_HELP, CRL_LABELS, registry=registry)
+        self._decision_series: dict[tuple[object, ...], Any] = {}
         self._lock = threading.Lock()
         self._current: dict[str, tuple[str, str, str, str]] = {}
         self._crls: dict[str, tuple[tuple[Gauge, tuple[str, str]], ...]] = {}
@@ -237,8 +241,15 @@ class ServiceMetrics:
     ) -> None:
         """One decision of ``policy``: the matching ``rule`` (``None``: no rule matched, the
         default applied) and the ``decision`` (``allow``/``deny``, an enum, or a bool)."""
-        if isinstance(decision, bool):
-            decided = "allow" if decision else "deny"
-        else:
-            decided = _code(decision)
-        self._authorization_decisions.labels(_name(policy), _name(rule), decided).inc()
+        key = (policy, rule, decision)
+        series = self._decision_series.get(key)
+        if series is None:  # once per (policy, rule, decision): this runs on every RPC
+            if isinstance(decision, bool):
+                decided = "allow" if decision else "deny"
+            else:
+                decided = _code(decision)
+            series = self._authorization_decisions.labels(_name(policy), _name(rule), decided)
+            if len(self._decision_series) >= _SERIES_KEPT:
+                self._decision_series.clear()
+            self._decision_series[key] = series
+        series.inc()

@@ -7,7 +7,10 @@ status are the same and live here, over one :class:`~grpcsec.server.core.ServerC
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from grpc_reflection.v1alpha import reflection
 
 from grpcsec.server.config import SecurityConfig
 from grpcsec.server.core import ServerCore
@@ -41,6 +44,19 @@ class ServerHandle:
         """The ``/metrics`` + ``/status`` port once started (``None`` without metrics)."""
         address = self._core.metrics_address
         return None if address is None else address.port
+
+    def _start_services(self, names: Sequence[str], server: Any) -> tuple[str, ...]:  # noqa: ANN401
+        """Start background work, then reflection for ``names`` on ``server`` (the grpcio
+        server, not yet started); the names health reports SERVING for. Background work stops
+        again when this fails; the caller stops it when its own start fails."""
+        self._core.start_background(self.status)
+        try:
+            if self._core.config.reflection:
+                reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
+        except BaseException:
+            self._core.stop_background()
+            raise
+        return ("", *names)
 
     def reload(self) -> dict[str, str]:
         """Check the certificate, CRL and policy files now; what each check did."""

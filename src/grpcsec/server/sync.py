@@ -23,7 +23,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.server._view import ServerView
@@ -65,13 +64,10 @@ class SecureServer(ServerHandle):
             if self._started:
                 return
             self._started = True
-        names = list(self.server.registry.names)
-        self._core.start_background(self.status)
+        serving = self._start_services(self.server.registry.names, self._grpc)
         try:
-            if self._core.config.reflection:
-                reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), self._grpc)
             if self._health is not None:
-                for name in ("", *names):
+                for name in serving:
                     self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
             self._grpc.start()
         except BaseException:
