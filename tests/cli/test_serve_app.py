@@ -73,6 +73,19 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"}
 
 
+def _grpcsec(cwd: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``grpcsec ARGV`` run to completion in ``cwd`` (bounded)."""
+    return subprocess.run(
+        [*GRPCSEC, *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+        check=False,
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -133,9 +146,9 @@ def test_a_bad_app_is_one_line_and_nothing_binds(
     project: Path, reference: str, needle: str
 ) -> None:
     port = _free_port()
-    result = subprocess.run(
+    result = _grpcsec(
+        project,
         [
-            *GRPCSEC,
             "serve",
             "--config",
             "grpcsec.toml",
@@ -144,12 +157,6 @@ def test_a_bad_app_is_one_line_and_nothing_binds(
             "--listen",
             f"127.0.0.1:{port}",
         ],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-        check=False,
     )
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -160,15 +167,7 @@ def test_a_bad_app_is_one_line_and_nothing_binds(
 
 
 def test_config_check_prints_the_effective_configuration(project: Path) -> None:
-    result = subprocess.run(
-        [*GRPCSEC, "config", "check", "grpcsec.toml"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-        check=False,
-    )
+    result = _grpcsec(project, ["config", "check", "grpcsec.toml"])
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["valid"] is True
@@ -193,15 +192,7 @@ def test_config_check_refuses_a_bad_configuration(
     project: Path, change: object, needle: str
 ) -> None:
     change(project)  # type: ignore[operator]
-    result = subprocess.run(
-        [*GRPCSEC, "config", "check", "grpcsec.toml"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-        check=False,
-    )
+    result = _grpcsec(project, ["config", "check", "grpcsec.toml"])
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
