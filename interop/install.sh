@@ -37,6 +37,7 @@ PACKAGES=(
     protoc-gen-go-grpc
     openssl
     nghttp2-proxy # nghttpx: the TLS-terminating sidecar baseline of benchmarks/server.py
+    pebble        # a real ACME server (Let's Encrypt's test CA) for tests/acme
 )
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 
