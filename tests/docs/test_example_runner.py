@@ -1,0 +1,88 @@
+"""The docs example runner can fail: wrong output, a wrong exit code, a Python error, a server
+that never says it is ready, and a skip without a reason are all caught (negative controls
+for tests/docs/test_examples.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.docs import examples
+from tests.docs.examples import output_matches, run_page
+
+FENCE = "```"
+
+
+def _page(tmp_path: Path, body: str) -> Path:
+    page = tmp_path / "page.md"
+    page.write_text(body.replace("'''", FENCE))
+    return page
+
+
+def test_output_matching_with_ellipses() -> None:
+    assert output_matches(["a ... c"], ["a b c"])
+    assert output_matches(["first", "...", "last"], ["first", "x", "y", "last"])
+    assert not output_matches(["a ... c"], ["a b d"])
+    assert not output_matches(["only"], ["only", "extra"])
+
+
+def test_a_page_that_holds_passes(tmp_path: Path) -> None:
+    page = _page(
+        tmp_path,
+        """
+'''text title="greeting.txt"
+hello
+'''
+'''console
+$ cat greeting.txt
+hello
+$ grpcsec --version
+grpcsec ...
+$ grpcsec inspect greeting.txt
+error: ...
+'''
+'''python
+from pathlib import Path
+assert Path("greeting.txt").read_text() == "hello\\n"
+'''
+""",
+    )
+    run_page(page)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("'''console\n$ echo hello\ngoodbye\n'''\n", "expected:"),
+        ("'''console\n$ false\n'''\n", "exit code 1"),
+        ("'''console\n$ grpcsec inspect nothing.crt\n'''\n", "exit code 2"),
+        ("'''python\nassert 1 == 2\n'''\n", ""),
+        ("<!-- not-run: -->\n'''console\n$ false\n'''\n", "not-run needs a reason"),
+    ],
+)
+def test_a_page_that_does_not_hold_fails(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises((AssertionError, ValueError)) as raised:
+        run_page(_page(tmp_path, body))
+    assert message in str(raised.value)
+
+
+def test_a_server_that_never_gets_ready_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(examples, "ready_timeout", lambda: 3.0)
+    page = _page(
+        tmp_path,
+        "'''console\n$ grpcsec serve --listen 127.0.0.1:50999 --insecure\nnever printed\n'''\n",
+    )
+    with pytest.raises(AssertionError, match="never printed"):
+        run_page(page)
+
+
+def test_not_run_skips_only_the_next_example(tmp_path: Path) -> None:
+    page = _page(
+        tmp_path,
+        "<!-- not-run: it would fail on purpose -->\n'''console\n$ false\n'''\n"
+        "'''console\n$ echo ran\nran\n'''\n",
+    )
+    run_page(page)
