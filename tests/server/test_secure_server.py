@@ -26,12 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from grpcsec.authn.tokens import mint_token, public_jwks
-from grpcsec.demo.greeter import add_greeter
+from grpcsec.demo.greeter import add_greeter, say_hello
 from grpcsec.errors import ConfigurationError, GrpcsecError
 from grpcsec.pki import CertificateAuthority, IssuedCertificate
 from grpcsec.pki.files import CERT_MODE, KEY_MODE, PendingFile, write_files
 from grpcsec.pki.inspect import fingerprint_sha256
 from grpcsec.server import SecurityConfig, aio_secure_server, secure_server
+from grpcsec.testing.plugin import SecureServerFactory
 from tests.conftest import (
     CLIENT_SPIFFE_ID,
     TIMEOUT,
@@ -267,23 +268,25 @@ def test_secured_server_allows_the_listed_client_and_refuses_the_rest(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sync", "aio"])
-def test_health_is_exempt_from_authentication_but_not_from_tls(files: Files, kind: str) -> None:
-    pki = files.pki
-    with run(load(files), kind) as running:
-        with grpc.secure_channel(running.target, creds(pki, files.stranger)) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
-            assert reply.status == health_pb2.HealthCheckResponse.SERVING
-            named = stub.Check(
-                health_pb2.HealthCheckRequest(service="grpcsec.test.Probe"), timeout=TIMEOUT
-            )
-            assert named.status == health_pb2.HealthCheckResponse.SERVING
-        with grpc.secure_channel(running.target, creds(pki, None)) as channel:
-            with pytest.raises(grpc.RpcError) as caught:
-                health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=TIMEOUT
-                )
-            assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+def test_health_is_exempt_from_authentication_but_not_from_tls(
+    grpcsec_secure_server: SecureServerFactory, kind: str
+) -> None:
+    """Through grpcsec's own pytest plugin (grpcsec.testing): a client the allow-list refuses
+    still gets health answers; a client without a certificate gets nothing."""
+    server = grpcsec_secure_server(add_greeter, allow_cns=["alice"], aio=kind == "aio")
+    stub = health_pb2_grpc.HealthStub(server.channel("mallory"))
+    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    named = stub.Check(health_pb2.HealthCheckRequest(service="helloworld.Greeter"), timeout=TIMEOUT)
+    assert named.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as refused:
+        say_hello(server.channel("mallory"), "m", timeout=TIMEOUT)
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as caught:
+        health_pb2_grpc.HealthStub(server.channel(None)).Check(
+            health_pb2.HealthCheckRequest(), timeout=TIMEOUT
+        )
+    assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
 @pytest.mark.slow
