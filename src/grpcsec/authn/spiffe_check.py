@@ -23,7 +23,6 @@ judged again once a certificate of the chain expires. No grpc import.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 from cryptography import x509
@@ -33,6 +32,7 @@ from grpcsec.call import CallInfo
 from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import AuthenticationError
 from grpcsec.identity import Peer, TransportSecurity
+from grpcsec.verdict_cache import VerdictCache
 
 __all__ = ["BundleSource", "ClientCABundles", "SpiffeBindingCheck", "claims_spiffe_id"]
 
@@ -86,33 +86,25 @@ class SpiffeBindingCheck:
         clock: Clock = SYSTEM_CLOCK,
         cache_size: int = 4096,
     ) -> None:
-        if cache_size < 1:
-            raise ValueError("cache_size must be at least 1")
         self.bundles = bundles
         self.require_svid = require_svid
         self.clock = clock
-        self._cache: OrderedDict[tuple[str, str], BindingVerdict] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-        #: How many chains were judged (cache misses), for tests and benchmarks.
-        self.judged = 0
+        self._cache: VerdictCache[tuple[str, str], BindingVerdict] = VerdictCache(cache_size)
+
+    @property
+    def judged(self) -> int:
+        """How many chains were judged (cache misses), for tests and benchmarks."""
+        return self._cache.judged
 
     def verdict(self, peer: Peer, spiffe_id: str, bundles: TrustDomainBundles) -> BindingVerdict:
         """The verdict for the peer's chain, from the cache while it holds."""
         now = self.clock.now()
         key = (peer.chain_digest or "", bundles.digest)
-        with self._lock:
-            found = self._cache.get(key)
-            if found is not None and now <= found.until:
-                self._cache.move_to_end(key)
-                return found
-        verdict = bind_chain(peer.chain, spiffe_id, bundles, now)
-        with self._lock:
-            self.judged += 1
-            self._cache[key] = verdict
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return verdict
+        found = self._cache.get(key, lambda verdict: now <= verdict.until)
+        if found is None:
+            found = bind_chain(peer.chain, spiffe_id, bundles, now)
+            self._cache.put(key, found)
+        return found
 
     def check(self, call: CallInfo) -> None:
         """Raise :class:`AuthenticationError` for a malformed SVID or an unbound chain."""
