@@ -106,6 +106,10 @@ class SpiffeBindingCheck:
             self._cache.put(key, found)
         return found
 
+    def clear(self) -> None:
+        """Forget every cached verdict (benchmarks; new bundles do this by their digest)."""
+        self._cache.clear()
+
     def check(self, call: CallInfo) -> None:
         """Raise :class:`AuthenticationError` for a malformed SVID or an unbound chain."""
         peer = call.peer
