@@ -29,16 +29,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from _harness import print_json, rounded
+from _harness import per_call_us, print_json, rounded
 from grpcsec.authn.mtls import ClientCertAllowList, RequireClientCert
 from grpcsec.authn.spiffe_check import ClientCABundles, SpiffeBindingCheck
 from grpcsec.call import CallInfo
@@ -65,17 +62,6 @@ def spiffe_root(trust_domain: str) -> CertificateAuthority:
         signing_key=key,
     )
     return CertificateAuthority(certificate, key)
-
-
-def per_call_us(operation: Callable[[], object], count: int, repeats: int) -> float:
-    operation()
-    results = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(count):
-            operation()
-        results.append((time.perf_counter() - start) / count * 1e6)
-    return statistics.median(results)
 
 
 def main() -> None:
