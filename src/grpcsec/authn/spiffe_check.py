@@ -32,9 +32,12 @@ from grpcsec.call import CallInfo
 from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.errors import AuthenticationError
 from grpcsec.identity import Peer, TransportSecurity
+from grpcsec.text import get_logger
 from grpcsec.verdict_cache import VerdictCache
 
 __all__ = ["BundleSource", "ClientCABundles", "SpiffeBindingCheck", "claims_spiffe_id"]
+
+log = get_logger("grpcsec.authn")
 
 BundleSource = Callable[[], TrustDomainBundles]
 """Returns the bundles in service now; called on every checked call, so it must be cheap (a
@@ -68,8 +71,11 @@ class ClientCABundles:
             return self._value
         with self._lock:
             if anchors is not self._seen:
-                if self._seen is None or tuple(anchors) != tuple(self._seen):
+                first = self._seen is None
+                if first or tuple(anchors) != tuple(self._seen or ()):
                     self._value = TrustDomainBundles.from_anchors(anchors, self._explicit)
+                    for problem in () if first else self._value.problems:  # (start: an error)
+                        log.warning("SPIFFE trust domains: %s; that CA vouches for no ID", problem)
                 self._seen = anchors
             return self._value
 

@@ -139,6 +139,11 @@ class SecurityConfig:
                 "authn allow-lists need mTLS: set tls.client_ca (--client-ca) so clients present "
                 "certificates"
             )
+        if self.authn.trust_bundles and (self.tls is None or not self.tls.mutual):
+            raise ConfigurationError(
+                "authn.trust_bundles (--trust-bundle) binds client SPIFFE IDs: set tls.client_ca "
+                "(--client-ca)"
+            )
         if self.workers < 1:
             raise ConfigurationError("workers: must be at least 1")
         if self.shutdown_grace < 0:
