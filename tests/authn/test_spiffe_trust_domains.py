@@ -12,6 +12,7 @@ any binding, chains through intermediates, and configurations refused before any
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -212,6 +213,41 @@ def test_mixed_bundle_unbound_ca_names_no_spiffe_id_but_its_cn_clients_are_serve
             "a.test from a": OK,
             "a.test from plain": MISMATCH,
             "no URI from plain, CN allowed": OK,
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sync", "aio"])
+def test_policy_and_any_client_never_see_a_forged_spiffe_id(fed: Federation, kind: str) -> None:
+    """No SPIFFE allow-list at all: an A43 policy whose principal is the a.test ID, behind
+    ``allow_any_client``. The forged ID is refused before the policy could match it."""
+    policy = fed.file(f"policy-{kind}.json")
+    policy.write_text(
+        json.dumps(
+            {
+                "name": "spiffe",
+                "allow_rules": [
+                    {"name": "web", "source": {"principals": ["spiffe://a.test/ns/web"]}}
+                ],
+            }
+        )
+    )
+    cfg = config(
+        fed,
+        "federated.pem",
+        f'allow_any_client = true\n[authz]\npolicy = "{policy.name}"',
+        name=f"policy-{kind}.toml",
+    )
+    clients = {
+        "honest": svid(fed.a, ["spiffe://a.test/ns/web"]),
+        "forged": svid(fed.b, ["spiffe://a.test/ns/web"]),
+        "other id": svid(fed.a, ["spiffe://a.test/ns/api"]),
+    }
+    with run(cfg, kind) as running:
+        assert judge(fed, running, clients) == {
+            "honest": OK,
+            "forged": MISMATCH,
+            "other id": "permission_denied/policy_denied",
         }
 
 
