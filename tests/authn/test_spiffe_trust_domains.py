@@ -117,6 +117,13 @@ def test_forged_trust_domain_is_refused_and_the_honest_client_served(
             'grpcsec_calls_denied_total{code="unauthenticated",reason="trust_domain_mismatch"} 2.0'
         )
         assert series in scrape_until(running.metrics_port, series)
+        assert running.status()["trust"]["spiffe"] == {
+            "trust_domains": {
+                "a.test": ["CN=a.test CA,O=SPIFFE test"],
+                "b.test": ["CN=b.test CA,O=SPIFFE test"],
+            },
+            "problems": [],
+        }
 
 
 @pytest.mark.slow

@@ -149,6 +149,7 @@ class ServerCore:
             checks.append(RevocationCheck(self.crls, allow_undetermined=allow, clock=clock))
         # SPIFFE IDs are held to their own trust domain's client CAs (authn.options)
         bundles = authn.trust_domain_bundles(_client_cas(self.tls)) if mutual and self.tls else None
+        self.spiffe_bundles = bundles
         checks.extend(authn.checks(mutual=mutual, bundles=bundles))
         self.key_sources = [c.verifier.keys for c in checks if isinstance(c, RequireBearerToken)]
         if config.metrics is not None:
