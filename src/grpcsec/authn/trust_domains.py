@@ -32,6 +32,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -109,7 +110,7 @@ class TrustDomainBundles:
 
     def __post_init__(self) -> None:
         frozen = {td: tuple(anchors) for td, anchors in sorted(self.domains.items())}
-        object.__setattr__(self, "domains", frozen)
+        object.__setattr__(self, "domains", MappingProxyType(frozen))
         if not self.digest:
             sha = hashlib.sha256()
             for td, anchors in frozen.items():
