@@ -26,9 +26,11 @@ import select
 import shutil
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -59,6 +61,19 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+def per_call_us(operation: Callable[[], object], count: int, repeats: int) -> float:
+    """Median over ``repeats`` runs of the microseconds one call of ``operation`` takes, timed
+    over ``count`` calls after one warm-up call."""
+    operation()
+    results = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(count):
+            operation()
+        results.append((time.perf_counter() - start) / count * 1e6)
+    return statistics.median(results)
 
 
 def rounded(value: float, digits: int = 3) -> float:

@@ -44,7 +44,7 @@ from pathlib import Path
 import grpc
 from cryptography.hazmat.primitives import serialization
 
-from _harness import print_json, rounded
+from _harness import per_call_us, print_json, rounded
 from grpcsec.authn.options import AuthnOptions
 from grpcsec.call import CallInfo
 from grpcsec.identity import Peer
@@ -78,17 +78,6 @@ def median_seconds(operation: Callable[[], object], repeats: int) -> float:
         operation()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def per_call_us(operation: Callable[[], object], count: int, repeats: int) -> float:
-    operation()
-    results = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(count):
-            operation()
-        results.append((time.perf_counter() - start) / count * 1e6)
-    return statistics.median(results)
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ GRPC_FREE = [
     *modules("watch.py"),
     *modules("watch"),
     *modules("revocation"),
+    *modules("verdict_cache.py"),
     *modules("server", "config.py"),
     *modules("server", "schema.py"),
     *modules("server", "app.py"),

@@ -58,6 +58,9 @@ class DenialReason(enum.Enum):
     # the transport: revocation (CRLs)
     REVOKED = "revoked"
     REVOCATION_UNDETERMINED = "revocation_undetermined"
+    # the transport: SPIFFE IDs (an X.509 SVID's form, its chain to its own trust domain)
+    SPIFFE_ID_INVALID = "spiffe_id_invalid"
+    TRUST_DOMAIN_MISMATCH = "trust_domain_mismatch"
     # bearer tokens: presence and form
     MISSING_TOKEN = "missing_token"
     DUPLICATE_AUTHORIZATION = "duplicate_authorization"

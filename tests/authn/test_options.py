@@ -66,7 +66,6 @@ def test_allow_list_and_token_checks_in_order(jwks_path: Path) -> None:
         (AuthnOptions(allow_any_client=True, allow_common_names=("a",)), True, "already allows"),
         (AuthnOptions(audiences=("a",)), True, "add --jwks"),
         (AuthnOptions(jwks="jwks.json"), True, "needs --audience"),
-        (AuthnOptions(allow_trust_domains=("Bad Domain",)), True, "trust domain"),
     ],
 )
 def test_conflicts_fail_before_the_server_starts(
@@ -74,6 +73,24 @@ def test_conflicts_fail_before_the_server_starts(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         options.checks(mutual=mutual)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"allow_trust_domains": ("Bad Domain",)}, "trust domain"),
+        ({"allow_spiffe_ids": ("spiffe://a.test",)}, "needs a path"),
+        ({"allow_spiffe_prefixes": ("spiffe://a.test/ns/",)}, "empty path segment"),
+        ({"allow_spiffe_prefixes": ("spiffe://a.test/ns/../x",)}, "'.' and '..'"),
+        ({"trust_bundles": (("a.test/x", Path("a.pem")),)}, "trust domain"),
+    ],
+)
+def test_bad_spiffe_entries_fail_when_the_options_are_built(
+    kwargs: dict[str, object], message: str
+) -> None:
+    """SPIFFE entries are checked when the configuration is read, not at the first call."""
+    with pytest.raises(ConfigurationError, match=message):
+        AuthnOptions(**kwargs)  # type: ignore[arg-type]
 
 
 def test_unreachable_jwks_url_fails_at_start(pki: Pki, tmp_path: Path) -> None:

@@ -5,6 +5,9 @@ Modules, one concept each:
 * :mod:`grpcsec.call` (shared with :mod:`grpcsec.authz`): :class:`CallInfo` and the
   :class:`Check` protocol that :mod:`grpcsec.interceptors` runs;
 * :mod:`~grpcsec.authn.mtls`: client-certificate allow-lists (:class:`RequireClientCert`);
+* :mod:`~grpcsec.authn.trust_domains` and :mod:`~grpcsec.authn.spiffe_check`: which CAs speak
+  for which SPIFFE trust domain (:class:`TrustDomainBundles`), and the check that holds a
+  client's SPIFFE ID to its own trust domain's CAs (:class:`SpiffeBindingCheck`);
 * :mod:`~grpcsec.authn.bearer`: the one ``authorization: Bearer`` entry of a call;
 * :mod:`~grpcsec.authn.verifier` (with :mod:`~grpcsec.authn.claim_rules`,
   :mod:`~grpcsec.authn.token_cache`, :mod:`~grpcsec.authn.verified` and
@@ -33,8 +36,10 @@ from grpcsec.authn.mtls import ClientCertAllowList, RequireClientCert
 from grpcsec.authn.options import AuthnOptions
 from grpcsec.authn.report import TokenReport
 from grpcsec.authn.requirement import RequireBearerToken, TokenRequirement
+from grpcsec.authn.spiffe_check import ClientCABundles, SpiffeBindingCheck
 from grpcsec.authn.token_sources import RefreshingToken, StaticToken, TokenFile, TokenSource
 from grpcsec.authn.tokens import mint_token, public_jwks
+from grpcsec.authn.trust_domains import TrustDomainBundles
 from grpcsec.authn.verified import VerifiedToken
 from grpcsec.authn.verifier import JWTVerifier
 from grpcsec.call import AsyncCheck, CallInfo, Check
@@ -68,6 +73,7 @@ __all__ = [
     "BearerTokenInterceptor",
     "CallInfo",
     "Check",
+    "ClientCABundles",
     "ClientCertAllowList",
     "JWKSFile",
     "JWKSUrl",
@@ -77,12 +83,14 @@ __all__ = [
     "RefreshingToken",
     "RequireBearerToken",
     "RequireClientCert",
+    "SpiffeBindingCheck",
     "StaticKeys",
     "StaticToken",
     "TokenFile",
     "TokenReport",
     "TokenRequirement",
     "TokenSource",
+    "TrustDomainBundles",
     "VerificationKey",
     "VerifiedToken",
     "aio_bearer_interceptors",

@@ -2,8 +2,12 @@
 
 grpcio already verified a presented client certificate against the server's client CA (its
 Python API has no "request but don't verify" mode), so what is left is *which* verified clients
-may call. A :class:`ClientCertAllowList` names them by SPIFFE ID, SPIFFE trust domain, DNS SAN,
-URI SAN, subject CN, subject DN or SHA-256 fingerprint; a client matching any entry is allowed.
+may call. A :class:`ClientCertAllowList` names them by SPIFFE ID, SPIFFE trust domain, SPIFFE
+path prefix, DNS SAN, URI SAN, subject CN, subject DN or SHA-256 fingerprint; a client matching
+any entry is allowed. The SPIFFE entries follow go-spiffe's ``AuthorizeID``/``AuthorizeOneOf``
+(exact IDs), ``AuthorizeMemberOf`` (trust domain) and a path prefix that matches whole segments
+(``spiffe://a.test/ns/prod`` allows ``.../ns/prod`` and ``.../ns/prod/x``, not
+``.../ns/production``).
 
 Fail closed: an empty allow-list allows nobody, and "any verified client" is the explicitly named
 :meth:`ClientCertAllowList.any_verified_client`. :class:`RequireClientCert` is the check for
@@ -13,11 +17,15 @@ Fail closed: an empty allow-list allows nobody, and "any verified client" is the
   (``no_transport_security``);
 * TLS without a client certificate → ``UNAUTHENTICATED`` (``no_client_certificate``);
 * a verified certificate that matches no entry → ``PERMISSION_DENIED``
-  (``certificate_not_allowed``).
+  (``certificate_not_allowed``); when the method's list holds SPIFFE entries only and the
+  certificate is no X.509 SVID (zero or several URI SANs, or one that is not a SPIFFE ID) →
+  ``UNAUTHENTICATED`` (``spiffe_id_invalid``).
 
 Entries are normalized when the list is built (DNS names lower case, fingerprints as hex, DNs
 parsed), and bad entries fail there with :class:`~grpcsec.errors.ConfigurationError`. Matching
-is exact: no wildcards, no prefix matching of SPIFFE paths. Not checked here: revocation.
+is exact apart from SPIFFE path prefixes: no wildcards. Not checked here: revocation, and
+whether a SPIFFE ID's chain leads to its own trust domain's CA
+(:class:`~grpcsec.authn.spiffe_check.SpiffeBindingCheck` decides that, before this check).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from grpcsec.authn.methods import MethodRules, MethodSet
+from grpcsec.authn.trust_domains import parse_trust_domain, svid_problem
 from grpcsec.call import CallInfo, denied
 from grpcsec.errors import AuthenticationError, ConfigurationError, IssuanceError
 from grpcsec.identity import Peer, TransportSecurity
@@ -58,11 +67,8 @@ def normalize_fingerprint(text: str) -> str:
 
 
 def _trust_domain(text: str) -> str:
-    cleaned = text.strip()
-    if cleaned.lower().startswith("spiffe://"):
-        cleaned = cleaned[len("spiffe://") :].rstrip("/")
     try:
-        return SpiffeId.parse(f"spiffe://{cleaned}/x").trust_domain
+        return parse_trust_domain(text)
     except IssuanceError as exc:
         raise ConfigurationError(f"invalid SPIFFE trust domain {text!r}") from exc
 
@@ -115,6 +121,7 @@ class ClientCertAllowList:
 
     spiffe_ids: frozenset[str]
     trust_domains: frozenset[str]
+    spiffe_prefixes: tuple[str, ...]
     dns_names: frozenset[str]
     uris: frozenset[str]
     common_names: frozenset[str]
@@ -127,6 +134,7 @@ class ClientCertAllowList:
         *,
         spiffe_ids: Iterable[str] = (),
         trust_domains: Iterable[str] = (),
+        spiffe_prefixes: Iterable[str] = (),
         dns_names: Iterable[str] = (),
         uris: Iterable[str] = (),
         common_names: Iterable[str] = (),
@@ -139,6 +147,7 @@ class ClientCertAllowList:
 
         put("spiffe_ids", frozenset(_spiffe_id(v) for v in spiffe_ids))
         put("trust_domains", frozenset(_trust_domain(v) for v in trust_domains))
+        put("spiffe_prefixes", tuple(sorted({_spiffe_id(v) for v in spiffe_prefixes})))
         put("dns_names", frozenset(_dns_name(v) for v in dns_names))
         put("uris", frozenset(_uri(v) for v in uris))
         put("common_names", frozenset(_common_name(v) for v in common_names))
@@ -162,15 +171,22 @@ class ClientCertAllowList:
     @property
     def empty(self) -> bool:
         """Whether the list allows nobody."""
-        return not (
-            self.allow_any_verified_client
-            or self.spiffe_ids
-            or self.trust_domains
-            or self.dns_names
-            or self.uris
-            or self.common_names
-            or self.subjects
-            or self.fingerprints
+        return not (self.allow_any_verified_client or self.uses_spiffe or self._other_entries)
+
+    @property
+    def uses_spiffe(self) -> bool:
+        """Whether the list has SPIFFE entries (IDs, trust domains or path prefixes)."""
+        return bool(self.spiffe_ids or self.trust_domains or self.spiffe_prefixes)
+
+    @property
+    def spiffe_only(self) -> bool:
+        """Whether only SPIFFE entries can allow a caller (so a non-SVID never can)."""
+        return self.uses_spiffe and not self._other_entries
+
+    @property
+    def _other_entries(self) -> bool:
+        return bool(
+            self.dns_names or self.uris or self.common_names or self.subjects or self.fingerprints
         )
 
     def match(self, peer: Peer) -> str | None:
@@ -190,6 +206,9 @@ class ClientCertAllowList:
             return None
         if spiffe_id in self.spiffe_ids:
             return f"spiffe_id={spiffe_id}"
+        for prefix in self.spiffe_prefixes:  # whole segments: .../prod never allows .../production
+            if spiffe_id == prefix or spiffe_id.startswith(prefix + "/"):
+                return f"spiffe_prefix={prefix}"
         domain = spiffe_id[len("spiffe://") :].partition("/")[0]
         return f"trust_domain={domain}" if domain in self.trust_domains else None
 
@@ -219,6 +238,7 @@ class ClientCertAllowList:
             "allow_any_verified_client": self.allow_any_verified_client,
             "spiffe_ids": sorted(self.spiffe_ids),
             "trust_domains": sorted(self.trust_domains),
+            "spiffe_prefixes": list(self.spiffe_prefixes),
             "dns_names": sorted(self.dns_names),
             "uris": sorted(self.uris),
             "common_names": sorted(self.common_names),
@@ -281,6 +301,13 @@ class RequireClientCert:
                 reason="no_client_certificate",
             )
         if allow.match(peer) is None:
+            problem = svid_problem(peer.uris, peer.spiffe_id)
+            if problem is not None and allow.spiffe_only:
+                raise AuthenticationError(
+                    f"client certificate {peer.subject or '?'} (sha256 {peer.fingerprint_sha256}) "
+                    f"is not a SPIFFE SVID ({problem}); {call.method} allows SPIFFE IDs only",
+                    reason="spiffe_id_invalid",
+                )
             raise denied(
                 f"client certificate {peer.principal or peer.subject or '?'} "
                 f"(sha256 {peer.fingerprint_sha256}) is not on the allow-list for {call.method}",

@@ -44,6 +44,9 @@ class ServeFlags:
     require_scopes: tuple[str, ...] = ()
     allow_spiffe_ids: tuple[str, ...] = ()
     allow_trust_domains: tuple[str, ...] = ()
+    allow_spiffe_prefixes: tuple[str, ...] = ()
+    trust_bundles: tuple[str, ...] = ()
+    """``T=FILE`` as given (``--trust-bundle``)."""
     allow_cns: tuple[str, ...] = ()
     allow_any_client: bool = False
     policy: Path | None = None
@@ -94,6 +97,8 @@ class ServeFlags:
             authn["jwks_ca"] = _path(self.jwks_ca)
         if self.allow_any_client:
             authn["allow_any_client"] = True
+        if self.trust_bundles:
+            authn["trust_bundles"] = _trust_bundles(self.trust_bundles)
         return authn
 
     def _authz(self) -> dict[str, Any]:
@@ -111,8 +116,24 @@ _LISTS = (
     "require_scopes",
     "allow_spiffe_ids",
     "allow_trust_domains",
+    "allow_spiffe_prefixes",
     "allow_cns",
 )
+
+
+def _trust_bundles(given: tuple[str, ...]) -> dict[str, str]:
+    """``--trust-bundle T=FILE`` flags as the file's ``trust_bundles`` table."""
+    table: dict[str, str] = {}
+    for text in given:
+        domain, sep, file = text.partition("=")
+        if not sep or not domain.strip() or not file.strip():
+            raise ConfigurationError(
+                f"--trust-bundle {text!r}: expected TRUST_DOMAIN=FILE, e.g. a.test=a-bundle.pem"
+            )
+        if domain.strip() in table:
+            raise ConfigurationError(f"--trust-bundle: {domain.strip()} is given twice")
+        table[domain.strip()] = _path(Path(file.strip()))
+    return table
 
 
 def _path(value: Path) -> str:

@@ -263,6 +263,22 @@ def serve(
             help="Allow clients of this SPIFFE trust domain.",
         ),
     ] = None,
+    allow_spiffe_prefix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-spiffe-prefix",
+            metavar="SPIFFE_ID",
+            help="Allow client SPIFFE IDs at or under this path (whole segments).",
+        ),
+    ] = None,
+    trust_bundle: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust-bundle",
+            metavar="DOMAIN=FILE",
+            help="CAs that issue this SPIFFE trust domain's client SVIDs (repeatable).",
+        ),
+    ] = None,
     allow_cn: Annotated[
         list[str] | None,
         typer.Option("--allow-cn", metavar="CN", help="Allow clients with this subject CN."),
@@ -319,6 +335,8 @@ def serve(
             require_scopes=tuple(require_scope or ()),
             allow_spiffe_ids=tuple(allow_spiffe_id or ()),
             allow_trust_domains=tuple(allow_trust_domain or ()),
+            allow_spiffe_prefixes=tuple(allow_spiffe_prefix or ()),
+            trust_bundles=tuple(trust_bundle or ()),
             allow_cns=tuple(allow_cn or ()),
             allow_any_client=allow_any_client,
             policy=policy,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -36,6 +35,7 @@ from grpcsec.pki.crl_set import CRLSet
 from grpcsec.pki.crl_verdict import Outcome, Verdict, judge_chain
 from grpcsec.revocation.crlset import CRLSource, build_crl_set
 from grpcsec.text import get_logger
+from grpcsec.verdict_cache import VerdictCache
 from grpcsec.watch import Watch, WatchStatus
 
 __all__ = ["CRLStore", "RevocationCheck"]
@@ -141,17 +141,17 @@ class RevocationCheck:
         clock: Clock = SYSTEM_CLOCK,
         cache_size: int = 4096,
     ) -> None:
-        if cache_size < 1:
-            raise ValueError("cache_size must be at least 1")
         self.store = store
         self.allow_undetermined = allow_undetermined
         self.clock = clock
-        self._cache: OrderedDict[tuple[str, int], Verdict] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: VerdictCache[tuple[str, int], Verdict] = VerdictCache(cache_size)
         self._anchors: Sequence[x509.Certificate] | None = None
         self._lock = threading.Lock()
-        #: How many verdicts were judged (cache misses), for tests and benchmarks.
-        self.judged = 0
+
+    @property
+    def judged(self) -> int:
+        """How many verdicts were judged (cache misses), for tests and benchmarks."""
+        return self._cache.judged
 
     def verdict(self, chain_digest: str, chain: Sequence[x509.Certificate]) -> Verdict:
         """The verdict for a chain, from the cache when it still holds."""
@@ -164,24 +164,18 @@ class RevocationCheck:
                 if tuple(anchors) != tuple(self._anchors or ()):  # a new client-CA bundle
                     self._cache.clear()
                 self._anchors = anchors
-            found = self._cache.get(key)
-            if found is not None and found.current(now):
-                self._cache.move_to_end(key)
-                return found
+        found = self._cache.get(key, lambda verdict: verdict.current(now))
+        if found is not None:
+            return found
         verdict = judge_chain(chain, crls, anchors, now)
-        with self._lock:
-            self.judged += 1
-            self._cache[key] = verdict
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(key, verdict)
         if verdict.outcome is Outcome.UNDETERMINED and self.allow_undetermined:
             log.warning("%s; allowed (allow_undetermined)", verdict.message)
         return verdict
 
     def clear(self) -> None:
         """Forget every cached verdict (benchmarks; a new generation does this by itself)."""
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
 
     def check(self, call: CallInfo) -> None:
         """Raise :class:`AuthenticationError` for a revoked or undetermined chain."""

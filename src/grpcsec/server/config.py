@@ -7,9 +7,9 @@ The schema mirrors the ``serve`` flags (docs/server.md has the table)::
     listen = "127.0.0.1:50051"      # or a list; ":PORT" = every interface
     [tls]      cert, key, client_ca, next_ca, reload, reload_interval, max_connection_age,
                allow_weak_keys, crl, allow_undetermined
-    [authn]    allow_cns, allow_spiffe_ids, allow_trust_domains, allow_dns_names,
-               allow_fingerprints, allow_any_client, jwks, jwks_ca, issuers, audiences,
-               require_scopes, exempt
+    [authn]    allow_cns, allow_spiffe_ids, allow_trust_domains, allow_spiffe_prefixes,
+               trust_bundles, allow_dns_names, allow_fingerprints, allow_any_client, jwks,
+               jwks_ca, issuers, audiences, require_scopes, exempt
     [authz]    policy, reload_interval
     [metrics]  listen
     top level: aio, insecure, health, reflection, shutdown_grace, workers
@@ -139,6 +139,11 @@ class SecurityConfig:
                 "authn allow-lists need mTLS: set tls.client_ca (--client-ca) so clients present "
                 "certificates"
             )
+        if self.authn.trust_bundles and (self.tls is None or not self.tls.mutual):
+            raise ConfigurationError(
+                "authn.trust_bundles (--trust-bundle) binds client SPIFFE IDs: set tls.client_ca "
+                "(--client-ca)"
+            )
         if self.workers < 1:
             raise ConfigurationError("workers: must be at least 1")
         if self.shutdown_grace < 0:
@@ -208,6 +213,8 @@ class SecurityConfig:
             "allow_cns": list(authn.allow_common_names),
             "allow_spiffe_ids": list(authn.allow_spiffe_ids),
             "allow_trust_domains": list(authn.allow_trust_domains),
+            "allow_spiffe_prefixes": list(authn.allow_spiffe_prefixes),
+            "trust_bundles": {domain: str(path) for domain, path in authn.trust_bundles},
             "allow_dns_names": list(authn.allow_dns_names),
             "allow_fingerprints": list(authn.allow_fingerprints),
             "allow_any_client": authn.allow_any_client,

@@ -6,9 +6,9 @@ any port binds: the TLS files (key matches certificate, chain and dates, client 
 CRLs (parsed, and signed by the client CA they name), the authentication checks (a JWKS file is
 parsed, a JWKS URL fetched once), then the A43 policy (parsed and compiled; its watcher is the
 first background thread, closed again if anything after it fails). One
-:class:`~grpcsec.interceptors.Guard` runs the checks in order (revocation first, then client
-certificate, bearer token, policy) and counts every call, so ``status()`` and ``/metrics`` have
-allowed and denied counts even with no checks configured.
+:class:`~grpcsec.interceptors.Guard` runs the checks in order (revocation first, then the
+SPIFFE trust-domain binding, client certificate, bearer token, policy) and counts every call, so
+``status()`` and ``/metrics`` have allowed and denied counts even with no checks configured.
 
 Background work (rotation watcher, CRL watcher, metrics pump, ``/metrics`` + ``/status``
 endpoint) starts in :meth:`ServerCore.start_background` and stops in
@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -87,12 +87,8 @@ def _tls_source(
     )
 
 
-def _crl_store(
-    config: SecurityConfig, tls: ServerTLS | ReloadingServerTLS | None, clock: Clock
-) -> CRLStore | None:
-    """The watched CRLs, checked against the client CAs in service (rotated ones included)."""
-    if config.tls is None or not config.tls.crl or tls is None:
-        return None
+def _client_cas(tls: ServerTLS | ReloadingServerTLS) -> Callable[[], tuple[x509.Certificate, ...]]:
+    """The client CAs in service (rotated ones included), for checks that judge chains."""
     if isinstance(tls, ReloadingServerTLS):
         rotating = tls
 
@@ -106,8 +102,17 @@ def _crl_store(
         def anchors() -> tuple[x509.Certificate, ...]:
             return fixed
 
+    return anchors
+
+
+def _crl_store(
+    config: SecurityConfig, tls: ServerTLS | ReloadingServerTLS | None, clock: Clock
+) -> CRLStore | None:
+    """The watched CRLs, checked against the client CAs in service (rotated ones included)."""
+    if config.tls is None or not config.tls.crl or tls is None:
+        return None
     return CRLStore(
-        config.tls.crl, anchors=anchors, interval=config.tls.reload_interval, clock=clock
+        config.tls.crl, anchors=_client_cas(tls), interval=config.tls.reload_interval, clock=clock
     )
 
 
@@ -142,7 +147,10 @@ class ServerCore:
         if self.crls is not None and config.tls is not None:
             allow = config.tls.allow_undetermined
             checks.append(RevocationCheck(self.crls, allow_undetermined=allow, clock=clock))
-        checks.extend(authn.checks(mutual=mutual))
+        # SPIFFE IDs are held to their own trust domain's client CAs (authn.options)
+        bundles = authn.trust_domain_bundles(_client_cas(self.tls)) if mutual and self.tls else None
+        self.spiffe_bundles = bundles
+        checks.extend(authn.checks(mutual=mutual, bundles=bundles))
         self.key_sources = [c.verifier.keys for c in checks if isinstance(c, RequireBearerToken)]
         if config.metrics is not None:
             self.metrics = ServiceMetrics(CollectorRegistry())

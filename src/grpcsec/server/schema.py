@@ -77,6 +77,8 @@ _AUTHN = (
     "allow_cns",
     "allow_spiffe_ids",
     "allow_trust_domains",
+    "allow_spiffe_prefixes",
+    "trust_bundles",
     "allow_dns_names",
     "allow_fingerprints",
     "allow_any_client",
@@ -253,6 +255,7 @@ class _Reader:
             "allow_cns": "allow_common_names",
             "allow_spiffe_ids": "allow_spiffe_ids",
             "allow_trust_domains": "allow_trust_domains",
+            "allow_spiffe_prefixes": "allow_spiffe_prefixes",
             "allow_dns_names": "allow_dns_names",
             "allow_fingerprints": "allow_fingerprints",
             "issuers": "issuers",
@@ -276,7 +279,21 @@ class _Reader:
             values["jwks"] = jwks if "://" in jwks else str(self._path("authn.jwks", jwks))
         if "jwks_ca" in data:
             values["jwks_ca"] = self._path("authn.jwks_ca", data["jwks_ca"])
+        if "trust_bundles" in data:
+            values["trust_bundles"] = self._trust_bundles(data["trust_bundles"])
         return AuthnOptions(**values)
+
+    def _trust_bundles(self, value: object) -> tuple[tuple[str, Path], ...]:
+        """``{"a.test" = "a.pem", ...}``: trust domain → CA file (relative to the file)."""
+        if not isinstance(value, Mapping):
+            raise ConfigurationError(
+                f'authn.trust_bundles: expected a table like {{"a.test" = "a.pem"}}, got '
+                f"{_show(value)}"
+            )
+        return tuple(
+            (str(domain), self._path(f"authn.trust_bundles.{domain}", path))
+            for domain, path in sorted(value.items())
+        )
 
     def authz(self, data: Mapping[str, Any]) -> AuthzConfig:
         self._known("authz", data)

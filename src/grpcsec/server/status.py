@@ -89,7 +89,10 @@ def status_document(core: ServerCore, *, addresses: list[Target], started: bool)
             "metrics": None if core.metrics_address is None else str(core.metrics_address),
         },
         "tls": tls,
-        "trust": {"client_ca": anchors},
+        "trust": {
+            "client_ca": anchors,
+            "spiffe": None if core.spiffe_bundles is None else core.spiffe_bundles().describe(),
+        },
         "crl": None if core.crls is None else core.crls.to_json(),
         "policy": _policy(core),
         "jwks": [source.status(now.timestamp()) for source in core.key_sources],
