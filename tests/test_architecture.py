@@ -50,6 +50,9 @@ GRPC_FREE = [
     *modules("server", "config.py"),
     *modules("server", "schema.py"),
     *modules("server", "app.py"),
+    *modules("spiffe", "address.py"),
+    *modules("spiffe", "status.py"),
+    *modules("spiffe", "__init__.py"),
 ]
 
 

@@ -44,6 +44,7 @@ from grpcsec.rotation import ReloadingServerTLS
 from grpcsec.rotation.checks import check_dates
 from grpcsec.server.bind import bind_all
 from grpcsec.server.config import SecurityConfig
+from grpcsec.spiffe.status import SpiffeCollector
 from grpcsec.target import Target
 from grpcsec.text import get_logger
 
@@ -62,6 +63,10 @@ def _tls_source(
     tls = config.tls
     if tls is None:
         return None
+    if tls.spiffe_socket is not None:
+        return _spiffe_tls(config, clock)
+    if tls.cert is None or tls.key is None:  # not reachable: TLSConfig requires a source
+        raise ConfigurationError("tls.cert and tls.key are both required")
     # Checked once the same way for both modes (clearest messages, and a server without reload
     # refuses exactly what the watcher would refuse).
     identity = load_key_pair(tls.cert, tls.key, password=key_password)
@@ -81,6 +86,25 @@ def _tls_source(
         tls.key,
         client_ca=tls.client_ca,
         next_ca=tls.next_ca,
+        interval=tls.reload_interval,
+        allow_weak_keys=tls.allow_weak_keys,
+        clock=clock,
+    )
+
+
+def _spiffe_tls(config: SecurityConfig, clock: Clock) -> ReloadingServerTLS:
+    """The Workload API's SVID, watched (the ``spiffe`` extra provides the client)."""
+    tls = config.tls
+    if tls is None or tls.spiffe_socket is None:  # not reachable: checked by the caller
+        raise ConfigurationError("tls.spiffe_socket is not set")
+    try:
+        from grpcsec.spiffe.tls import SpiffeServerTLS  # noqa: PLC0415 (optional py-spiffe)
+    except ImportError as exc:
+        raise ConfigurationError(
+            "tls.spiffe_socket (--spiffe-socket) needs py-spiffe: pip install 'grpcsec[spiffe]'"
+        ) from exc
+    return SpiffeServerTLS.open(
+        tls.spiffe_socket,
         interval=tls.reload_interval,
         allow_weak_keys=tls.allow_weak_keys,
         clock=clock,
@@ -135,6 +159,15 @@ class ServerCore:
         self._lock = threading.Lock()
         self._running = False
         self.tls = _tls_source(config, clock, key_password)
+        try:
+            self._assemble(interceptors, options)
+        except BaseException:
+            self._close_tls()
+            raise
+
+    def _assemble(self, interceptors: Sequence[Any], options: Sequence[tuple[str, Any]]) -> None:
+        """Everything after the certificate source (which is closed again if this fails)."""
+        config, clock, aio = self.config, self.clock, self.aio
         self.crls = _crl_store(config, self.tls, clock)
         mutual = config.tls is not None and config.tls.mutual
         authn = dataclasses.replace(config.authn, clock=clock)  # tokens judged on our clock
@@ -212,6 +245,8 @@ class ServerCore:
             )
             if isinstance(self.tls, ServerTLS):
                 self.metrics.observe_serving_certificate(self.tls.identity.leaf)
+            if self.workload is not None:
+                self.metrics.registry.register(SpiffeCollector(self.workload.status))
             self._pump.start()
             log.info("metrics on http://%s/metrics", self._exporter.address)
             log.info("status on http://%s/status", self._exporter.address)
@@ -237,9 +272,20 @@ class ServerCore:
         self.close()
 
     def close(self) -> None:
-        """Release what construction started (the policy watcher); idempotent."""
+        """Release what construction started (policy watcher, Workload API); idempotent."""
         if self.authorizer is not None:
             self.authorizer.close()
+        self._close_tls()
+
+    def _close_tls(self) -> None:
+        close = getattr(self.tls, "close", None)  # a Workload API connection to let go
+        if callable(close):
+            close()
+
+    @property
+    def workload(self) -> Any:  # noqa: ANN401 (a WorkloadAPISource; py-spiffe is optional)
+        """The SPIFFE Workload API source when the certificate comes from one."""
+        return getattr(self.tls, "workload", None)
 
     def request_reload(self) -> None:
         """Ask the watchers to check their files soon (safe from a signal handler)."""
