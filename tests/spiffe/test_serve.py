@@ -44,7 +44,7 @@ def spiffe_config(agent: FakeAgent, **authn: Any) -> SecurityConfig:
         {
             "listen": "127.0.0.1:0",
             "shutdown_grace": "1s",
-            "tls": {"spiffe_socket": agent.address, "reload_interval": "100ms"},
+            "tls": {"spiffe_socket": agent.address, "reload_interval": "1h"},  # pushes only
             "authn": authn or {"allow_trust_domains": ["example.test"]},
             "metrics": {"listen": "127.0.0.1:0"},
         }

@@ -40,7 +40,7 @@ from grpcsec.credentials import ChannelTLS
 from grpcsec.demo.greeter import say_hello
 from grpcsec.doctor import CallContext, explain_failure
 from grpcsec.errors import AuthenticationError, ConfigurationError
-from grpcsec.spiffe.address import WorkloadAPIAddress
+from grpcsec.spiffe import WorkloadAPIAddress, require_py_spiffe
 from grpcsec.target import Target
 from grpcsec.text import inert
 
@@ -108,6 +108,7 @@ def _spiffe_channel(
 ) -> grpc.Channel | None:
     """A reloading channel fed by the Workload API (``None`` after a failed server-ID check,
     recorded in ``result``)."""
+    require_py_spiffe("--spiffe-socket")
     from grpcsec.spiffe.server_id import check_server_spiffe_id  # noqa: PLC0415
     from grpcsec.spiffe.tls import SpiffeChannel, open_source  # noqa: PLC0415 (py-spiffe)
 

@@ -44,7 +44,7 @@ from grpcsec.rotation import ReloadingServerTLS
 from grpcsec.rotation.checks import check_dates
 from grpcsec.server.bind import bind_all
 from grpcsec.server.config import SecurityConfig
-from grpcsec.spiffe.status import SpiffeCollector
+from grpcsec.spiffe import SpiffeCollector, require_py_spiffe
 from grpcsec.target import Target
 from grpcsec.text import get_logger
 
@@ -97,12 +97,9 @@ def _spiffe_tls(config: SecurityConfig, clock: Clock) -> ReloadingServerTLS:
     tls = config.tls
     if tls is None or tls.spiffe_socket is None:  # not reachable: checked by the caller
         raise ConfigurationError("tls.spiffe_socket is not set")
-    try:
-        from grpcsec.spiffe.tls import SpiffeServerTLS  # noqa: PLC0415 (optional py-spiffe)
-    except ImportError as exc:
-        raise ConfigurationError(
-            "tls.spiffe_socket (--spiffe-socket) needs py-spiffe: pip install 'grpcsec[spiffe]'"
-        ) from exc
+    require_py_spiffe("tls.spiffe_socket (--spiffe-socket)")
+    from grpcsec.spiffe.tls import SpiffeServerTLS  # noqa: PLC0415 (optional py-spiffe)
+
     return SpiffeServerTLS.open(
         tls.spiffe_socket,
         interval=tls.reload_interval,

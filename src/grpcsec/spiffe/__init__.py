@@ -10,7 +10,23 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+from grpcsec.errors import ConfigurationError
 from grpcsec.spiffe.address import ENDPOINT_VARIABLE, WorkloadAPIAddress
 from grpcsec.spiffe.status import SpiffeCollector, SpiffeStatus
 
-__all__ = ["ENDPOINT_VARIABLE", "SpiffeCollector", "SpiffeStatus", "WorkloadAPIAddress"]
+__all__ = [
+    "ENDPOINT_VARIABLE",
+    "SpiffeCollector",
+    "SpiffeStatus",
+    "WorkloadAPIAddress",
+    "require_py_spiffe",
+]
+
+
+def require_py_spiffe(what: str) -> None:
+    """Raise a one-line :class:`ConfigurationError` naming ``what`` when py-spiffe (the
+    ``grpcsec[spiffe]`` extra) is not installed; call before importing the workload modules."""
+    if importlib.util.find_spec("spiffe") is None:
+        raise ConfigurationError(f"{what} needs py-spiffe: pip install 'grpcsec[spiffe]'")
