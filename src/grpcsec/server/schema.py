@@ -223,7 +223,10 @@ class _Reader:
                 ("cert", "key", "key") if "cert" in data else ("key", "cert", "certificate")
             )
             if given not in data:
-                raise ConfigurationError("tls: set tls.cert and tls.key (--cert/--key)")
+                raise ConfigurationError(
+                    "tls: set tls.cert and tls.key (--cert/--key), or tls.spiffe_socket "
+                    "(--spiffe-socket)"
+                )
             raise ConfigurationError(
                 f"tls.{given} (--{given}) given without its {noun}: set tls.{missing} "
                 f"(--{missing}) too"
