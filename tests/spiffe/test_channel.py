@@ -5,6 +5,7 @@ kept; closing the channel closes the Workload API connection."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -14,7 +15,7 @@ import grpc
 import pytest
 
 from grpcsec.pki import CertificateAuthority
-from grpcsec.spiffe.tls import SpiffeChannel, open_source
+from grpcsec.spiffe.tls import AioSpiffeChannel, SpiffeChannel, open_source
 from tests.server.test_secure_server import run
 from tests.spiffe.test_serve import spiffe_config, wait_until
 from tests.spiffe.workload_api import CLIENT_ID, SERVER_DNS, FakeAgent, issue_svid
@@ -80,3 +81,32 @@ def test_closing_the_channel_closes_the_workload_api_stream(client_agent: FakeAg
     time.sleep(0.3)
     assert source.status().updates == 1
     assert Path(client_agent.path).exists()
+
+
+def test_the_aio_channel_follows_a_pushed_client_svid(
+    agent: FakeAgent, client_agent: FakeAgent, td_ca: CertificateAuthority
+) -> None:
+    rotated = issue_svid(td_ca, CLIENT_ID)
+    first = format(client_agent.state.svid.certificate.serial_number, "x")
+    new = format(rotated.certificate.serial_number, "x")
+
+    async def scenario(target: str) -> tuple[str, str, int]:
+        source = open_source(client_agent.address)
+        channel = AioSpiffeChannel(target, source, server_name=SERVER_DNS, interval=3600)
+        try:
+            call = channel.unary_unary(WHOAMI)
+            before = json.loads(await call(b"", timeout=5))["serial"]
+            client_agent.push(svid=rotated)
+            after = before
+            for _ in range(250):  # at most 5 s
+                after = json.loads(await channel.unary_unary(WHOAMI)(b"", timeout=5))["serial"]
+                if after == new:
+                    break
+                await asyncio.sleep(0.02)
+            return before, after, source.status().updates
+        finally:
+            await channel.close()
+
+    with run(spiffe_config(agent), "sync") as running:
+        before, after, updates = asyncio.run(scenario(running.target))
+    assert (before, after, updates) == (first, new, 2)

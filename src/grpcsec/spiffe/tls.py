@@ -24,10 +24,11 @@ from typing import Any
 
 from grpcsec.clock import SYSTEM_CLOCK, Clock
 from grpcsec.rotation import ReloadingChannel, ReloadingServerTLS
+from grpcsec.rotation.aio_channel import AioReloadingChannel
 from grpcsec.spiffe.address import WorkloadAPIAddress
 from grpcsec.spiffe.workload import WorkloadAPISource
 
-__all__ = ["SpiffeChannel", "SpiffeServerTLS", "open_source"]
+__all__ = ["AioSpiffeChannel", "SpiffeChannel", "SpiffeServerTLS", "open_source"]
 
 
 def open_source(address: WorkloadAPIAddress | str, **options: Any) -> WorkloadAPISource:  # noqa: ANN401
@@ -80,6 +81,11 @@ class SpiffeServerTLS(ReloadingServerTLS):
         self.workload.close()
 
 
+def _server_name(options: Sequence[tuple[str, Any]], name: str | None) -> tuple[Any, ...]:
+    extra = (("grpc.ssl_target_name_override", name),) if name else ()
+    return (*options, *extra)
+
+
 class SpiffeChannel(ReloadingChannel):
     """A ``grpc.Channel`` to ``target`` with the workload's SVID as client certificate and the
     bundles as server CAs, swapped to a new channel on every accepted push. Closing it closes
@@ -96,9 +102,10 @@ class SpiffeChannel(ReloadingChannel):
         **settings: Any,  # noqa: ANN401 (the keyword options of ReloadingChannel)
     ) -> None:
         self.workload = workload
-        extra = (("grpc.ssl_target_name_override", server_name),) if server_name else ()
         try:
-            super().__init__(target, workload, options=(*options, *extra), **settings)
+            super().__init__(
+                target, workload, options=_server_name(options, server_name), **settings
+            )
         except BaseException:
             workload.close()
             raise
@@ -108,5 +115,36 @@ class SpiffeChannel(ReloadingChannel):
         """Close every underlying channel and the Workload API connection."""
         try:
             super().close()
+        finally:
+            self.workload.close()
+
+
+class AioSpiffeChannel(AioReloadingChannel):
+    """:class:`SpiffeChannel` on ``grpc.aio``: create it in a running event loop and
+    ``await channel.close()`` (which also closes the Workload API connection)."""
+
+    def __init__(
+        self,
+        target: str,
+        workload: WorkloadAPISource,
+        *,
+        server_name: str | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        **settings: Any,  # noqa: ANN401 (the keyword options of AioReloadingChannel)
+    ) -> None:
+        self.workload = workload
+        try:
+            super().__init__(
+                target, workload, options=_server_name(options, server_name), **settings
+            )
+        except BaseException:
+            workload.close()
+            raise
+        workload.subscribe(self.request_reload)
+
+    async def close(self, grace: float | None = None) -> None:
+        """Close the channels (``grace`` as for the parent) and the Workload API connection."""
+        try:
+            await super().close(grace)
         finally:
             self.workload.close()
