@@ -53,6 +53,8 @@ GRPC_FREE = [
     *modules("spiffe", "address.py"),
     *modules("spiffe", "status.py"),
     *modules("spiffe", "__init__.py"),
+    *modules("spiffe", "files.py"),
+    *modules("spiffe", "server_id.py"),
 ]
 
 
