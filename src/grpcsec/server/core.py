@@ -44,7 +44,7 @@ from grpcsec.rotation import ReloadingServerTLS
 from grpcsec.rotation.checks import check_dates
 from grpcsec.server.bind import bind_all
 from grpcsec.server.config import SecurityConfig
-from grpcsec.spiffe import SpiffeCollector, require_py_spiffe
+from grpcsec.spiffe import SpiffeCollector, open_server_tls
 from grpcsec.target import Target
 from grpcsec.text import get_logger
 
@@ -63,8 +63,13 @@ def _tls_source(
     tls = config.tls
     if tls is None:
         return None
-    if tls.spiffe_socket is not None:
-        return _spiffe_tls(config, clock)
+    if tls.spiffe_socket is not None:  # the Workload API's SVID, watched (docs/spiffe.md)
+        return open_server_tls(
+            tls.spiffe_socket,
+            interval=tls.reload_interval,
+            allow_weak_keys=tls.allow_weak_keys,
+            clock=clock,
+        )
     if tls.cert is None or tls.key is None:  # not reachable: TLSConfig requires a source
         raise ConfigurationError("tls.cert and tls.key are both required")
     # Checked once the same way for both modes (clearest messages, and a server without reload
@@ -86,22 +91,6 @@ def _tls_source(
         tls.key,
         client_ca=tls.client_ca,
         next_ca=tls.next_ca,
-        interval=tls.reload_interval,
-        allow_weak_keys=tls.allow_weak_keys,
-        clock=clock,
-    )
-
-
-def _spiffe_tls(config: SecurityConfig, clock: Clock) -> ReloadingServerTLS:
-    """The Workload API's SVID, watched (the ``spiffe`` extra provides the client)."""
-    tls = config.tls
-    if tls is None or tls.spiffe_socket is None:  # not reachable: checked by the caller
-        raise ConfigurationError("tls.spiffe_socket is not set")
-    require_py_spiffe("tls.spiffe_socket (--spiffe-socket)")
-    from grpcsec.spiffe.tls import SpiffeServerTLS  # noqa: PLC0415 (optional py-spiffe)
-
-    return SpiffeServerTLS.open(
-        tls.spiffe_socket,
         interval=tls.reload_interval,
         allow_weak_keys=tls.allow_weak_keys,
         clock=clock,
