@@ -22,7 +22,6 @@ from tests.spiffe.workload_api import (
     CLIENT_ID,
     SERVER_DNS,
     SERVER_ID,
-    AgentState,
     FakeAgent,
     issue_svid,
 )
@@ -221,4 +220,19 @@ def test_config_file_spiffe_socket(agent: FakeAgent, tmp_path: Path, serve: type
     )
     server = serve("--config", str(config))
     assert server.mode == "mtls"
-    assert AgentState  # the config path and the flag build the same value (see test_serve)
+
+
+def test_config_check_connects_to_the_agent_and_says_when_it_cannot(
+    agent: FakeAgent, tmp_path: Path
+) -> None:
+    config = tmp_path / "grpcsec.toml"
+    config.write_text(f'[tls]\nspiffe_socket = "{agent.address}"\n')
+    result = CliRunner().invoke(app, ["config", "check", str(config)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["tls"]["spiffe_socket"] == agent.address
+    agent.stop()
+    result = CliRunner().invoke(app, ["config", "check", str(config)])
+    assert result.exit_code == 2
+    assert "no SPIFFE Workload API socket" in one_error_line(result.stderr)
+    shape = CliRunner().invoke(app, ["config", "check", "--shape-only", str(config)])
+    assert shape.exit_code == 0, shape.stderr
