@@ -203,7 +203,7 @@ def test_spiffe_socket_conflicts_are_one_line_errors(
     [
         (["--spiffe-socket", "unix:///x.sock", "--ca", "ca.crt"], "drop --ca"),
         (["--server-spiffe-id", SERVER_ID, "--ca", "ca.crt"], "needs --spiffe-socket"),
-        (["--spiffe-socket", "tcp://127.0.0.1:1"], "Unix sockets only"),
+        (["--spiffe-socket", "tcp://localhost:1"], "needs an IP address"),
         (["--spiffe-socket", "unix:///tmp/grpcsec-no-agent.sock"], "no SPIFFE Workload API socket"),
     ],
 )

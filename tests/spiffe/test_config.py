@@ -31,7 +31,7 @@ def test_the_file_key_builds_mutual_tls_and_round_trips(tmp_path: Path) -> None:
     [
         ({"spiffe_socket": SOCKET, "cert": "a.crt", "key": "a.key"}, "drop tls.cert/key"),
         ({"spiffe_socket": SOCKET, "client_ca": "ca.crt"}, "drop tls.client_ca"),
-        ({"spiffe_socket": "tcp://127.0.0.1:8081"}, "tls.spiffe_socket: .* Unix sockets only"),
+        ({"spiffe_socket": "tcp://agent:8081"}, "tls.spiffe_socket: .* needs an IP address"),
         ({"spiffe_socket": ""}, "tls.spiffe_socket: expected a non-empty string"),
         ({"reload": True}, r"set tls.cert and tls.key \(--cert/--key\), or tls.spiffe_socket"),
     ],

@@ -12,7 +12,7 @@ from grpcsec.errors import ConfigurationError, WorkloadAPIError
 from grpcsec.pki import CertificateAuthority, load_certificates
 from grpcsec.spiffe import WorkloadAPIAddress
 from grpcsec.spiffe.workload import WorkloadAPISource
-from tests.spiffe.workload_api import SERVER_ID, FakeAgent, issue_svid
+from tests.spiffe.workload_api import SERVER_ID, AgentState, FakeAgent, issue_svid
 
 
 def wait_for(condition: object, timeout: float = 10.0) -> None:
@@ -117,8 +117,11 @@ def test_agent_gone_keeps_the_material_warns_once_and_reconnects(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("tcp://127.0.0.1:8081", "dials Unix sockets only"),
         ("tcp://localhost:8081", "needs an IP address"),
+        ("tcp://127.0.0.1", "needs a port"),
+        ("tcp://127.0.0.1:0", "needs a port"),
+        ("tcp://127.0.0.1:80/x", "takes no path"),
+        ("unix:///x?y=1", "no user, query or fragment"),
         ("http:///x", "use unix:///"),
         ("unix://host/x", "authority"),
         ("unix:", "no socket path"),
@@ -136,7 +139,26 @@ def test_address_forms_and_environment() -> None:
         == "unix:///run/spire/agent.sock"
     )
     assert WorkloadAPIAddress.parse("/run/a.sock").uri == "unix:///run/a.sock"
+    assert str(WorkloadAPIAddress.parse("tcp://[::1]:8081")) == "tcp://[::1]:8081"
+    assert WorkloadAPIAddress.parse("tcp://127.0.0.1:8081").hostport == "127.0.0.1:8081"
     assert WorkloadAPIAddress.from_environment({}) is None
     env = {"SPIFFE_ENDPOINT_SOCKET": "unix:///run/b.sock"}
     found = WorkloadAPIAddress.from_environment(env)
     assert found is not None and str(found.path) == "/run/b.sock"
+
+
+def test_a_tcp_workload_api_is_dialled_too(td_ca: CertificateAuthority) -> None:
+    """py-spiffe 0.3.2 dials Unix sockets only; grpcsec's client subclass dials tcp:// too."""
+    state = AgentState(
+        svid=issue_svid(td_ca, SERVER_ID, dns=["greeter.example.test"]),
+        spiffe_id=SERVER_ID,
+        bundle=[td_ca],
+    )
+    with FakeAgent(state, tcp=True) as agent:
+        assert agent.address.startswith("tcp://127.0.0.1:")
+        with WorkloadAPISource(WorkloadAPIAddress.parse(agent.address)) as source:
+            assert source.status().spiffe_id == SERVER_ID
+            assert source.description == f"SPIFFE Workload API {agent.address}"
+    # negative control: nothing listens there any more
+    with pytest.raises(WorkloadAPIError, match="within 1s"):
+        WorkloadAPISource(WorkloadAPIAddress.parse(agent.address), start_timeout=1.0)

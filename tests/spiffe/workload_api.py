@@ -127,7 +127,11 @@ class _Servicer(workload_pb2_grpc.SpiffeWorkloadAPIServicer):  # type: ignore[mi
 class FakeAgent:
     """The Workload API server. ``start``/``stop`` may be repeated; ``push`` changes state."""
 
-    def __init__(self, state: AgentState, socket_path: Path | None = None) -> None:
+    def __init__(
+        self, state: AgentState, socket_path: Path | None = None, *, tcp: bool = False
+    ) -> None:
+        self.tcp = tcp
+        self.port = 0
         if socket_path is None:  # short: a Unix socket path is limited to 107 bytes
             socket_path = Path(tempfile.mkdtemp(prefix="spf", dir="/tmp")) / "agent.sock"
         self.path = socket_path
@@ -140,13 +144,16 @@ class FakeAgent:
 
     @property
     def address(self) -> str:
-        return f"unix://{self.path}"
+        return f"tcp://127.0.0.1:{self.port}" if self.tcp else f"unix://{self.path}"
 
     def start(self) -> FakeAgent:
         self.stopping.clear()
         server = grpc.server(ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-agent"))
         workload_pb2_grpc.add_SpiffeWorkloadAPIServicer_to_server(_Servicer(self), server)
-        server.add_insecure_port(f"unix:{self.path}")
+        if self.tcp:
+            self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
+        else:
+            server.add_insecure_port(f"unix:{self.path}")
         server.start()
         self._server = server
         return self

@@ -1,16 +1,18 @@
 """Where the SPIFFE Workload API listens: one parser for the flag, the config key and
 ``SPIFFE_ENDPOINT_SOCKET``. No grpc import.
 
-The SPIFFE Workload Endpoint specification names the address as a URI: ``unix:///path`` (or the
-relative-looking ``unix:path``, which is read as a path too) or ``tcp://IP:PORT``. py-spiffe
-0.3.2, which grpcsec uses as the client, dials Unix sockets only, so a ``tcp://`` address is
-parsed (for a precise message) and refused with one line instead of failing deep inside the
-client. What is not checked here: that the socket exists or that an agent answers on it
-(:class:`grpcsec.spiffe.workload.WorkloadAPISource` does that, with a bounded wait).
+The SPIFFE Workload Endpoint specification names the address as a URI: ``unix:///path`` (a bare
+absolute path and ``unix:path`` are read as paths too) or ``tcp://IP:PORT`` (an IP address, no
+host name, no path). Query, fragment and user-info are refused, as the specification says. What
+is not checked here: that the socket exists or that an agent answers on it
+(:class:`grpcsec.spiffe.workload.WorkloadAPISource` does that, with a bounded wait). A TCP
+Workload API has no way to tell workloads apart by their process, so agents offer it for tests
+and special set-ups only; prefer the Unix socket.
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -20,22 +22,32 @@ from urllib.parse import urlsplit
 
 from grpcsec.errors import ConfigurationError
 
-__all__ = ["ENDPOINT_VARIABLE", "WorkloadAPIAddress"]
+__all__ = ["ENDPOINT_VARIABLE", "Transport", "WorkloadAPIAddress"]
 
 ENDPOINT_VARIABLE = "SPIFFE_ENDPOINT_SOCKET"
 """The environment variable SPIRE, Istio and the SPIFFE helpers use for the address."""
 
 
+class Transport(enum.Enum):
+    """How the Workload API is reached."""
+
+    UNIX = "unix"
+    TCP = "tcp"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadAPIAddress:
-    """A parsed Workload API address: a Unix socket path (the only kind that can be dialled)."""
+    """A parsed Workload API address: a Unix socket ``path``, or a TCP ``host`` and ``port``."""
 
-    path: Path
+    transport: Transport = Transport.UNIX
+    path: Path | None = None
+    host: str | None = None
+    port: int | None = None
 
     @classmethod
     def parse(cls, text: str, *, what: str = "--spiffe-socket") -> WorkloadAPIAddress:
-        """``unix:///path``, ``unix:path`` or an absolute path; ``tcp://IP:PORT`` is recognised
-        and refused (py-spiffe speaks Unix sockets only). ``what`` names the setting in errors."""
+        """``unix:///path``, ``unix:path``, an absolute path, or ``tcp://IP:PORT``. ``what``
+        names the setting in errors."""
         value = text.strip()
         bad = f"{what}: {text!r} is not a Workload API address"
         if not value:
@@ -43,22 +55,12 @@ class WorkloadAPIAddress:
         if value.startswith("/"):
             return cls(path=Path(value))
         parts = urlsplit(value)
+        if parts.scheme not in {"unix", "tcp"}:
+            raise ConfigurationError(f"{bad} (use unix:///path/to/agent.sock or tcp://IP:PORT)")
+        if parts.query or parts.fragment or "@" in parts.netloc:
+            raise ConfigurationError(f"{bad} (no user, query or fragment allowed)")
         if parts.scheme == "tcp":
-            try:
-                ipaddress.ip_address(parts.hostname or "")
-                port = parts.port
-            except ValueError as exc:
-                raise ConfigurationError(f"{bad} (tcp://IP:PORT needs an IP address)") from exc
-            if port is None:
-                raise ConfigurationError(f"{bad} (tcp://IP:PORT needs a port)")
-            raise ConfigurationError(
-                f"{what}: {text!r} is a TCP Workload API address; the SPIFFE client grpcsec "
-                "uses (py-spiffe) dials Unix sockets only: give unix:///path/to/agent.sock"
-            )
-        if parts.scheme != "unix":
-            raise ConfigurationError(f"{bad} (use unix:///path/to/agent.sock)")
-        if parts.query or parts.fragment:
-            raise ConfigurationError(f"{bad} (no query or fragment allowed)")
+            return cls._tcp(parts.netloc, parts.path, bad)
         if parts.netloc:
             raise ConfigurationError(
                 f"{bad} (unix://HOST/... has an authority; write unix:///absolute/path)"
@@ -66,6 +68,22 @@ class WorkloadAPIAddress:
         if not parts.path:
             raise ConfigurationError(f"{bad} (no socket path)")
         return cls(path=Path(parts.path).absolute())
+
+    @classmethod
+    def _tcp(cls, netloc: str, path: str, bad: str) -> WorkloadAPIAddress:
+        if path and path != "/":
+            raise ConfigurationError(f"{bad} (tcp://IP:PORT takes no path)")
+        if ":" not in netloc.rpartition("]")[2]:
+            raise ConfigurationError(f"{bad} (tcp://IP:PORT needs a port from 1 to 65535)")
+        host, _, port_text = netloc.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise ConfigurationError(f"{bad} (tcp://IP:PORT needs an IP address)") from exc
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigurationError(f"{bad} (tcp://IP:PORT needs a port from 1 to 65535)")
+        return cls(transport=Transport.TCP, host=str(address), port=int(port_text))
 
     @classmethod
     def from_environment(
@@ -76,8 +94,18 @@ class WorkloadAPIAddress:
         return cls.parse(value, what=ENDPOINT_VARIABLE) if value.strip() else None
 
     @property
+    def hostport(self) -> str:
+        """``IP:PORT`` (IPv6 in brackets) for TCP; empty for a Unix socket."""
+        if self.transport is not Transport.TCP:
+            return ""
+        host = f"[{self.host}]" if self.host and ":" in self.host else str(self.host)
+        return f"{host}:{self.port}"
+
+    @property
     def uri(self) -> str:
-        """``unix:///path``: the form py-spiffe takes and the one shown in messages."""
+        """``unix:///path`` or ``tcp://IP:PORT``: the form py-spiffe takes and messages show."""
+        if self.transport is Transport.TCP:
+            return f"tcp://{self.hostport}"
         return f"unix://{self.path}"
 
     def __str__(self) -> str:

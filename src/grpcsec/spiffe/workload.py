@@ -18,7 +18,7 @@ Later: when the stream breaks, the material in service stays (the SVID serves un
 seconds while it stays down), and the stream is re-opened with exponential backoff (``backoff``
 doubling up to ``max_backoff``). grpc's own reconnect backoff to the socket applies beneath
 that, so after a long outage the first update can lag the agent's return by a few seconds.
-Not done: JWT-SVIDs, picking a non-default SVID, TCP Workload API addresses (py-spiffe 0.3.2).
+Not done: JWT-SVIDs, picking a non-default SVID.
 """
 
 from __future__ import annotations
@@ -92,6 +92,26 @@ def _convert(context: X509Context, description: str) -> _Update:
     )
 
 
+class _Client(WorkloadApiClient):
+    """py-spiffe's client, also dialling ``tcp://IP:PORT``: py-spiffe 0.3.2 accepts such an
+    address in its configuration but dials Unix sockets only. Only the dial target changes;
+    the protocol, the security header and the streams stay py-spiffe's."""
+
+    @staticmethod
+    def _check_spiffe_socket_exists(spiffe_socket: str) -> None:
+        if not spiffe_socket.startswith(_TCP):
+            WorkloadApiClient._check_spiffe_socket_exists(spiffe_socket)
+
+    @staticmethod
+    def _grpc_target(value: str) -> str:
+        if value.startswith(_TCP):
+            return value[len(_TCP) :]
+        return WorkloadApiClient._grpc_target(value)
+
+
+_TCP = "tcp://"
+
+
 class WorkloadAPISource:
     """A :class:`~grpcsec.rotation.sources.CertificateSource` fed by the Workload API (module
     docstring). Close it with :meth:`close` (or ``with``)."""
@@ -126,13 +146,13 @@ class WorkloadAPISource:
         self._last_error: str | None = None
         self._last_warning: float | None = None
         self._handler: object | None = None
-        if not address.path.exists():
+        if address.path is not None and not address.path.exists():
             raise WorkloadAPIError(
                 f"no SPIFFE Workload API socket at {address.path} (is the SPIRE or Istio agent "
                 "running, and is the socket mounted here?)"
             )
         try:
-            self._client = WorkloadApiClient(address.uri)
+            self._client = _Client(address.uri)
         except PySpiffeError as exc:
             raise WorkloadAPIError(f"SPIFFE Workload API {address}: {exc}") from exc
         self._open_stream()
