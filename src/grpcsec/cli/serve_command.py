@@ -306,6 +306,8 @@ def serve(
 
     Rotated certificate files (cert-manager, SPIRE, Vault agent, grpcsec renew) are picked up
     without a restart; invalid new files are refused and the last good ones keep serving.
+    With --spiffe-socket the SVID and bundles come from the SPIFFE Workload API, swapped on
+    every push.
     """
     with stop_during_startup("serve"):  # until the graceful handlers take over
         configure_logging(log_format)
