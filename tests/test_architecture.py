@@ -51,6 +51,12 @@ GRPC_FREE = [
     *modules("server", "config.py"),
     *modules("server", "schema.py"),
     *modules("server", "app.py"),
+    *modules("spiffe", "address.py"),
+    *modules("spiffe", "status.py"),
+    *modules("spiffe", "__init__.py"),
+    *modules("spiffe", "files.py"),
+    *modules("spiffe", "server_id.py"),
+    *modules("spiffe", "binding.py"),
 ]
 
 

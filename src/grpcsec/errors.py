@@ -11,6 +11,7 @@ passwords or tokens::
     │   ├── KeyMismatchError    the private key does not belong to the certificate
     │   └── PasswordError       an encrypted key without a password, or with a wrong one
     ├── IssuanceError           a certificate cannot be issued as asked (bad SAN, validity, CA)
+    ├── WorkloadAPIError        the SPIFFE Workload API cannot be reached or sent nothing usable
     └── VerificationError       a certificate does not verify; ``reason`` says which check failed
 
 Later layers add ``AuthenticationError`` and ``AuthorizationError`` under the same root; the gRPC
@@ -36,6 +37,7 @@ __all__ = [
     "UntrustedIssuerError",
     "VerificationError",
     "VerifyReason",
+    "WorkloadAPIError",
 ]
 
 
@@ -103,6 +105,10 @@ class RotationError(GrpcsecError):
 
 class UntrustedIssuerError(RotationError):
     """A rotated certificate whose chain does not lead to a CA served before or configured next."""
+
+
+class WorkloadAPIError(GrpcsecError):
+    """The SPIFFE Workload API (a SPIRE or Istio agent) did not answer, or sent no usable SVID."""
 
 
 class PolicyError(GrpcsecError):

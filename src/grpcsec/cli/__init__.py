@@ -82,6 +82,7 @@ _COMMAND_MODULES = (
     "serve_command",
     "config_command",
     "token_commands",
+    "spiffe_commands",
 )
 for _module in _COMMAND_MODULES:
     importlib.import_module(f"grpcsec.cli.{_module}")

@@ -16,6 +16,7 @@ from grpcsec.errors import ConfigurationError
 from grpcsec.fileio import FileKind, read_file
 from grpcsec.server.config import SecurityConfig
 from grpcsec.server.schema import parse_toml
+from grpcsec.spiffe.address import WorkloadAPIAddress
 
 __all__ = ["ServeFlags", "config_from"]
 
@@ -29,6 +30,7 @@ class ServeFlags:
     key: Path | None = None
     client_ca: Path | None = None
     next_ca: Path | None = None
+    spiffe_socket: str | None = None
     aio: bool = False
     insecure: bool = False
     reload_interval: str | None = None
@@ -73,6 +75,8 @@ class ServeFlags:
             for name in ("cert", "key", "client_ca", "next_ca")
             if getattr(self, name) is not None
         }
+        if self.spiffe_socket is not None:
+            tls["spiffe_socket"] = self.spiffe_socket
         if self.no_reload:
             tls["reload"] = False
         if self.allow_weak_keys:
@@ -154,7 +158,7 @@ def config_from(file: Path | None, flags: ServeFlags) -> SecurityConfig:
     """The configuration: the file's keys (paths made absolute), then the flags over them."""
     over = flags.mapping()
     if file is None:
-        return SecurityConfig.from_mapping(_without_partial_tables(over))
+        return SecurityConfig.from_mapping(_without_partial_tables(_with_endpoint_socket(over)))
     base = parse_toml(read_file(file, kind=FileKind.CONFIG), source=file)
     try:
         absolute = SecurityConfig.from_mapping(base, base=file.absolute().parent, source=file)
@@ -163,7 +167,21 @@ def config_from(file: Path | None, flags: ServeFlags) -> SecurityConfig:
     merged = _merge(absolute.to_mapping(), over)
     if flags.insecure:
         merged.pop("tls", None)
+    merged = _with_endpoint_socket(merged)
     return SecurityConfig.from_mapping(_without_partial_tables(merged), source=file)
+
+
+def _with_endpoint_socket(data: dict[str, Any]) -> dict[str, Any]:
+    """``SPIFFE_ENDPOINT_SOCKET`` as ``tls.spiffe_socket``, only when nothing else says where
+    the certificate comes from (no cert, key or socket in flags or file, and not plaintext): a
+    pod that has the variable for other tools keeps serving its files."""
+    tls = data.get("tls") or {}
+    if data.get("insecure") or any(k in tls for k in ("cert", "key", "spiffe_socket")):
+        return data
+    address = WorkloadAPIAddress.from_environment()
+    if address is None:
+        return data
+    return {**data, "tls": {**tls, "spiffe_socket": str(address)}}
 
 
 def _without_partial_tables(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """``grpcsec call``: call helloworld.Greeter/SayHello (or the health check) and explain failures.
 
 Trust is always explicit: ``--ca FILE``, or ``--system-roots`` (the OS bundle, reported by
-path); plaintext only with ``--insecure``. Each call uses a fresh connection so the answer
-reflects this handshake, not an earlier one. On failure it prints one line: the status code,
-the diagnosis and what it most likely means, with the fix.
+path), or ``--spiffe-socket ADDR`` (the workload's X.509 SVID as client certificate and the
+Workload API's bundles as CAs; ``--server-spiffe-id`` then checks the server's SPIFFE ID on an
+extra handshake, :mod:`grpcsec.spiffe.server_id`); plaintext only with ``--insecure``. Each
+call uses a fresh connection so the answer reflects this handshake, not an earlier one. On
+failure it prints one line: the status code, the diagnosis and what it most likely means, with
+the fix.
 
 Exit codes: 0 success (SERVING for ``--health``), 1 the call failed (or not SERVING), 2 bad
 usage or input.
@@ -36,7 +39,8 @@ from grpcsec.cli._common import (
 from grpcsec.credentials import ChannelTLS
 from grpcsec.demo.greeter import say_hello
 from grpcsec.doctor import CallContext, explain_failure
-from grpcsec.errors import ConfigurationError
+from grpcsec.errors import AuthenticationError, ConfigurationError
+from grpcsec.spiffe import WorkloadAPIAddress, require_py_spiffe
 from grpcsec.target import Target
 from grpcsec.text import inert
 
@@ -73,6 +77,57 @@ def _channel_setup(
         allow_weak_keys=allow_weak_keys,
     )
     return tls, options + tls.channel_options()
+
+
+def _spiffe_address(
+    spiffe_socket: str | None, server_spiffe_id: str | None, **others: object
+) -> WorkloadAPIAddress | None:
+    """The Workload API address when the call takes its identity from one; conflicts refused."""
+    if spiffe_socket is None:
+        if server_spiffe_id is not None:
+            raise ConfigurationError("--server-spiffe-id needs --spiffe-socket")
+        return None
+    given = [f"--{name.replace('_', '-')}" for name, value in others.items() if value]
+    if given:
+        raise ConfigurationError(
+            f"--spiffe-socket takes the certificate and CAs from the Workload API; drop "
+            f"{'/'.join(given)}"
+        )
+    return WorkloadAPIAddress.parse(spiffe_socket)
+
+
+def _spiffe_channel(
+    address: Target,
+    workload: WorkloadAPIAddress,
+    *,
+    server_name: str | None,
+    server_spiffe_id: str | None,
+    timeout: float,
+    options: list[tuple[str, Any]],
+    result: dict[str, object],
+) -> grpc.Channel | None:
+    """A reloading channel fed by the Workload API (``None`` after a failed server-ID check,
+    recorded in ``result``)."""
+    require_py_spiffe("--spiffe-socket")
+    from grpcsec.spiffe.server_id import check_server_spiffe_id  # noqa: PLC0415
+    from grpcsec.spiffe.tls import SpiffeChannel, open_source  # noqa: PLC0415 (py-spiffe)
+
+    source = open_source(workload, start_timeout=timeout)
+    result.update(
+        mode="mtls",
+        roots={"origin": "spiffe", "source": str(workload)},
+        spiffe_id=source.status().spiffe_id,
+    )
+    if server_spiffe_id is not None:
+        try:
+            result["server_spiffe_id"] = check_server_spiffe_id(
+                server_spiffe_id, address, source.read(), server_name=server_name, timeout=timeout
+            )
+        except AuthenticationError as exc:
+            source.close()
+            result.update(ok=False, error=exc.message)
+            return None
+    return SpiffeChannel(str(address), source, server_name=server_name, options=options)
 
 
 def _token_source(token: str | None, token_file: Path | None) -> TokenSource | None:
@@ -129,19 +184,52 @@ def call(
         Path | None, typer.Option("--token-file", metavar="FILE", help="Read the token here.")
     ] = None,
     allow_weak_keys: AllowWeakKeysOption = False,
+    spiffe_socket: Annotated[
+        str | None,
+        typer.Option(
+            "--spiffe-socket",
+            metavar="ADDR",
+            help="Take the client SVID and the CA bundles from this SPIFFE Workload API "
+            "(unix:///path) instead of --ca/--cert/--key.",
+        ),
+    ] = None,
+    server_spiffe_id: Annotated[
+        str | None,
+        typer.Option(
+            "--server-spiffe-id",
+            metavar="SPIFFE_ID",
+            help="With --spiffe-socket: require the server to present this SPIFFE ID (checked "
+            "on an extra handshake; grpcio cannot check URI SANs).",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Call SayHello (or the health check) on TARGET and print the reply or why it failed."""
     with errors_to_exit():
         address = Target.parse(target)
-        tls, options = _channel_setup(
+        workload = _spiffe_address(
+            spiffe_socket,
+            server_spiffe_id,
             ca=ca,
             system_roots=system_roots,
             cert=cert,
             key=key,
             insecure=insecure,
-            server_name=server_name,
-            allow_weak_keys=allow_weak_keys,
+            token=token,
+            token_file=token_file,
+        )
+        tls, options = (
+            (None, [("grpc.use_local_subchannel_pool", 1)])
+            if workload is not None
+            else _channel_setup(
+                ca=ca,
+                system_roots=system_roots,
+                cert=cert,
+                key=key,
+                insecure=insecure,
+                server_name=server_name,
+                allow_weak_keys=allow_weak_keys,
+            )
         )
     if timeout <= 0:
         fail("--timeout must be positive")
@@ -151,7 +239,21 @@ def call(
         result["roots"] = {"origin": tls.trust.origin.value, "source": tls.trust.source}
     with errors_to_exit():
         source = _token_source(token, token_file)
-        if source is not None:
+        if workload is not None:
+            spiffe_channel = _spiffe_channel(
+                address,
+                workload,
+                server_name=server_name,
+                server_spiffe_id=server_spiffe_id,
+                timeout=timeout,
+                options=options,
+                result=result,
+            )
+            if spiffe_channel is None:
+                _report(result, json_output=json_output)
+                return
+            channel = spiffe_channel
+        elif source is not None:
             # refuses to send a token in plaintext (no opt-in flag on the CLI on purpose)
             channel = token_channel(str(address), tls, source, options=options)
         elif tls is None:
@@ -170,7 +272,10 @@ def call(
         why = explain_failure(
             code,
             details,
-            CallContext(tls=tls is not None, client_cert_sent=bool(tls and tls.mutual)),
+            CallContext(
+                tls=tls is not None or workload is not None,
+                client_cert_sent=bool(tls and tls.mutual) or workload is not None,
+            ),
         )
         result.update(
             ok=False,
@@ -188,6 +293,8 @@ def call(
 def _report(result: dict[str, object], *, json_output: bool) -> None:
     if json_output:
         print_json(result)
+    elif "error" in result:
+        stderr.print(f"[bold red]error:[/] {escape(str(result['error']))}", markup=True)
     elif "code" in result:
         line = (
             f"{result['code']} ({result['diagnosis']}): {result['meaning']}; fix: {result['fix']}"

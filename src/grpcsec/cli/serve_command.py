@@ -37,6 +37,7 @@ from grpcsec.errors import ConfigurationError
 from grpcsec.material import load_key_pair
 from grpcsec.server import SecurityConfig
 from grpcsec.server.app import load_app
+from grpcsec.spiffe.address import ENDPOINT_VARIABLE
 from grpcsec.text import get_logger
 
 __all__ = ["serve"]
@@ -47,11 +48,11 @@ log = get_logger("grpcsec.serve")
 def _key_password(config: SecurityConfig) -> bytes | None:
     """The key's password when the key is encrypted (environment or prompt), else ``None``."""
     tls = config.tls
-    if tls is None:
+    if tls is None or tls.cert is None or tls.key is None:
         return None
+    cert, key = tls.cert, tls.key
     return with_key_password(
-        lambda password: password if load_key_pair(tls.cert, tls.key, password=password) else None,
-        tls.key,
+        lambda password: password if load_key_pair(cert, key, password=password) else None, key
     )
 
 
@@ -175,6 +176,16 @@ def serve(
             "--client-ca",
             metavar="FILE",
             help="CA bundle for client certificates: turns on mTLS (required and verified).",
+        ),
+    ] = None,
+    spiffe_socket: Annotated[
+        str | None,
+        typer.Option(
+            "--spiffe-socket",
+            metavar="ADDR",
+            help="Serve the SPIFFE Workload API's X.509 SVID (unix:///path) with mTLS against "
+            "its bundles, instead of --cert/--key/--client-ca (default without those: "
+            f"${ENDPOINT_VARIABLE}).",
         ),
     ] = None,
     aio: Annotated[bool, typer.Option("--aio", help="Run on grpc.aio instead of threads.")] = False,
@@ -311,6 +322,8 @@ def serve(
 
     Rotated certificate files (cert-manager, SPIRE, Vault agent, grpcsec renew) are picked up
     without a restart; invalid new files are refused and the last good ones keep serving.
+    With --spiffe-socket the SVID and bundles come from the SPIFFE Workload API, swapped on
+    every push.
     """
     with stop_during_startup("serve"):  # until the graceful handlers take over
         configure_logging(log_format)
@@ -320,6 +333,7 @@ def serve(
             key=key,
             client_ca=client_ca,
             next_ca=next_ca,
+            spiffe_socket=spiffe_socket,
             aio=aio,
             insecure=insecure,
             reload_interval=reload_interval,

@@ -6,7 +6,7 @@ The schema mirrors the ``serve`` flags (docs/server.md has the table)::
 
     listen = "127.0.0.1:50051"      # or a list; ":PORT" = every interface
     [tls]      cert, key, client_ca, next_ca, reload, reload_interval, max_connection_age,
-               allow_weak_keys, crl, allow_undetermined
+               allow_weak_keys, crl, allow_undetermined, spiffe_socket
     [authn]    allow_cns, allow_spiffe_ids, allow_trust_domains, allow_spiffe_prefixes,
                trust_bundles, allow_dns_names, allow_fingerprints, allow_any_client, jwks,
                jwks_ca, issuers, audiences, require_scopes, exempt
@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 from grpcsec.authn.options import AuthnOptions
 from grpcsec.errors import ConfigurationError
 from grpcsec.fileio import FileKind, read_file
+from grpcsec.spiffe.address import WorkloadAPIAddress
 from grpcsec.target import Target
 
 if sys.version_info >= (3, 11):
@@ -52,10 +53,11 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TLSConfig:
-    """The serving certificate and, with ``client_ca``, mutual TLS."""
+    """The serving certificate and, with ``client_ca``, mutual TLS; or, with ``spiffe_socket``,
+    the SVID of a SPIFFE Workload API and mutual TLS against its bundles (docs/spiffe.md)."""
 
-    cert: Path
-    key: Path
+    cert: Path | None = None
+    key: Path | None = None
     client_ca: Path | None = None
     next_ca: Path | None = None
     reload: bool = True
@@ -71,8 +73,23 @@ class TLSConfig:
     """Allow a call whose revocation cannot be decided (a configured CRL expired, not yet
     valid or wrongly signed) instead of refusing it; logged either way."""
 
+    spiffe_socket: WorkloadAPIAddress | None = None
+    """The Workload API to take the certificate, key and client-CA bundles from."""
+
     def __post_init__(self) -> None:
-        if self.crl and self.client_ca is None:
+        if self.spiffe_socket is not None:
+            given = [n for n in ("cert", "key", "client_ca", "next_ca") if getattr(self, n)]
+            if given:
+                raise ConfigurationError(
+                    "tls.spiffe_socket (--spiffe-socket) takes the certificate and CA bundles "
+                    f"from the Workload API: drop tls.{'/'.join(given)}"
+                )
+        elif self.cert is None or self.key is None:
+            raise ConfigurationError(
+                "tls: set tls.cert and tls.key (--cert/--key), or tls.spiffe_socket "
+                "(--spiffe-socket)"
+            )
+        if self.crl and not self.mutual:
             raise ConfigurationError(
                 "tls.crl (--crl) checks client certificates: set tls.client_ca (--client-ca)"
             )
@@ -84,7 +101,7 @@ class TLSConfig:
     @property
     def mutual(self) -> bool:
         """Whether client certificates are required and verified."""
-        return self.client_ca is not None
+        return self.client_ca is not None or self.spiffe_socket is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,8 +213,6 @@ class SecurityConfig:
         if self.tls is not None:
             tls = self.tls
             data["tls"] = {
-                "cert": str(tls.cert),
-                "key": str(tls.key),
                 "reload": tls.reload,
                 "reload_interval": tls.reload_interval,
                 "max_connection_age": tls.max_connection_age,
@@ -205,7 +220,7 @@ class SecurityConfig:
                 "crl": [str(p) for p in tls.crl],
                 "allow_undetermined": tls.allow_undetermined,
             }
-            for name in ("client_ca", "next_ca"):
+            for name in ("cert", "key", "client_ca", "next_ca", "spiffe_socket"):
                 value = getattr(tls, name)
                 if value is not None:
                     data["tls"][name] = str(value)

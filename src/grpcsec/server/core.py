@@ -44,6 +44,7 @@ from grpcsec.rotation import ReloadingServerTLS
 from grpcsec.rotation.checks import check_dates
 from grpcsec.server.bind import bind_all
 from grpcsec.server.config import SecurityConfig
+from grpcsec.spiffe import SpiffeCollector, open_server_tls
 from grpcsec.target import Target
 from grpcsec.text import get_logger
 
@@ -62,6 +63,15 @@ def _tls_source(
     tls = config.tls
     if tls is None:
         return None
+    if tls.spiffe_socket is not None:  # the Workload API's SVID, watched (docs/spiffe.md)
+        return open_server_tls(
+            tls.spiffe_socket,
+            interval=tls.reload_interval,
+            allow_weak_keys=tls.allow_weak_keys,
+            clock=clock,
+        )
+    if tls.cert is None or tls.key is None:  # not reachable: TLSConfig requires a source
+        raise ConfigurationError("tls.cert and tls.key are both required")
     # Checked once the same way for both modes (clearest messages, and a server without reload
     # refuses exactly what the watcher would refuse).
     identity = load_key_pair(tls.cert, tls.key, password=key_password)
@@ -140,6 +150,15 @@ class ServerCore:
         self._lock = threading.Lock()
         self._running = False
         self.tls = _tls_source(config, clock, key_password)
+        try:
+            self._assemble(interceptors, options)
+        except BaseException:
+            self._close_tls()
+            raise
+
+    def _assemble(self, interceptors: Sequence[Any], options: Sequence[tuple[str, Any]]) -> None:
+        """Everything after the certificate source (which is closed again if this fails)."""
+        config, clock, aio = self.config, self.clock, self.aio
         self.crls = _crl_store(config, self.tls, clock)
         mutual = config.tls is not None and config.tls.mutual
         authn = dataclasses.replace(config.authn, clock=clock)  # tokens judged on our clock
@@ -147,8 +166,15 @@ class ServerCore:
         if self.crls is not None and config.tls is not None:
             allow = config.tls.allow_undetermined
             checks.append(RevocationCheck(self.crls, allow_undetermined=allow, clock=clock))
-        # SPIFFE IDs are held to their own trust domain's client CAs (authn.options)
-        bundles = authn.trust_domain_bundles(_client_cas(self.tls)) if mutual and self.tls else None
+        # SPIFFE IDs are held to their own trust domain's CAs (authn.options): from the client
+        # CA files, or as the Workload API names them (grpcsec.spiffe.binding).
+        bundles: Any = None
+        if self.workload is not None:
+            from grpcsec.spiffe.binding import WorkloadBundles  # noqa: PLC0415 (optional extra)
+
+            bundles = WorkloadBundles(self.workload)
+        elif mutual and self.tls:
+            bundles = authn.trust_domain_bundles(_client_cas(self.tls))
         self.spiffe_bundles = bundles
         checks.extend(authn.checks(mutual=mutual, bundles=bundles))
         self.key_sources = [c.verifier.keys for c in checks if isinstance(c, RequireBearerToken)]
@@ -220,6 +246,8 @@ class ServerCore:
             )
             if isinstance(self.tls, ServerTLS):
                 self.metrics.observe_serving_certificate(self.tls.identity.leaf)
+            if self.workload is not None:
+                self.metrics.registry.register(SpiffeCollector(self.workload.status))
             self._pump.start()
             log.info("metrics on http://%s/metrics", self._exporter.address)
             log.info("status on http://%s/status", self._exporter.address)
@@ -245,9 +273,20 @@ class ServerCore:
         self.close()
 
     def close(self) -> None:
-        """Release what construction started (the policy watcher); idempotent."""
+        """Release what construction started (policy watcher, Workload API); idempotent."""
         if self.authorizer is not None:
             self.authorizer.close()
+        self._close_tls()
+
+    def _close_tls(self) -> None:
+        close = getattr(self.tls, "close", None)  # a Workload API connection to let go
+        if callable(close):
+            close()
+
+    @property
+    def workload(self) -> Any:  # noqa: ANN401 (a WorkloadAPISource; py-spiffe is optional)
+        """The SPIFFE Workload API source when the certificate comes from one."""
+        return getattr(self.tls, "workload", None)
 
     def request_reload(self) -> None:
         """Ask the watchers to check their files soon (safe from a signal handler)."""

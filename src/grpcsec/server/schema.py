@@ -19,6 +19,7 @@ from grpcsec.authn.options import HEALTH_METHODS, AuthnOptions
 from grpcsec.errors import ConfigurationError, GrpcsecError
 from grpcsec.pki.validity import parse_duration
 from grpcsec.server.config import AuthzConfig, MetricsConfig, SecurityConfig, TLSConfig
+from grpcsec.spiffe.address import WorkloadAPIAddress
 from grpcsec.target import Target
 
 if sys.version_info >= (3, 11):
@@ -72,6 +73,7 @@ _TLS = (
     "allow_weak_keys",
     "crl",
     "allow_undetermined",
+    "spiffe_socket",
 )
 _AUTHN = (
     "allow_cns",
@@ -214,21 +216,24 @@ class _Reader:
 
     def tls(self, data: Mapping[str, Any]) -> TLSConfig:
         self._known("tls", data)
-        if "cert" not in data or "key" not in data:
+        values: dict[str, Any] = {}
+        if "spiffe_socket" in data:
+            text = self._str("tls.spiffe_socket", data["spiffe_socket"])
+            values["spiffe_socket"] = WorkloadAPIAddress.parse(text, what="tls.spiffe_socket")
+        elif "cert" not in data or "key" not in data:
             given, missing, noun = (
                 ("cert", "key", "key") if "cert" in data else ("key", "cert", "certificate")
             )
             if given not in data:
-                raise ConfigurationError("tls: set tls.cert and tls.key (--cert/--key)")
+                raise ConfigurationError(
+                    "tls: set tls.cert and tls.key (--cert/--key), or tls.spiffe_socket "
+                    "(--spiffe-socket)"
+                )
             raise ConfigurationError(
                 f"tls.{given} (--{given}) given without its {noun}: set tls.{missing} "
                 f"(--{missing}) too"
             )
-        values: dict[str, Any] = {
-            "cert": self._path("tls.cert", data["cert"]),
-            "key": self._path("tls.key", data["key"]),
-        }
-        for key in ("client_ca", "next_ca"):
+        for key in ("cert", "key", "client_ca", "next_ca"):
             if key in data:
                 values[key] = self._path(f"tls.{key}", data[key])
         if "crl" in data:

@@ -49,10 +49,13 @@ def _tls(core: ServerCore) -> tuple[dict[str, Any] | None, list[Any]]:
     if rotation is not None:
         material = rotation.material
         status = rotation.status().to_json()
-        tls = {**_certificate(material.leaf), "reload": status}
+        workload = core.workload
+        tls = {**_certificate(material.leaf), "source": "file", "reload": status}
+        if workload is not None:
+            tls.update(source="spiffe", spiffe=workload.status().to_json())
         return tls, _anchors(material.client_cas)
     if isinstance(core.tls, ServerTLS):
-        tls = {**_certificate(core.tls.identity.leaf), "reload": None}
+        tls = {**_certificate(core.tls.identity.leaf), "source": "file", "reload": None}
         bundle = core.tls.client_ca
         anchors = [] if bundle is None else _anchors(load_certificates(bundle.pem))
         return tls, anchors
