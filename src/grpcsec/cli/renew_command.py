@@ -43,6 +43,7 @@ from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
 from grpcsec.cli._pki import load_ca
 from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
 from grpcsec.pki.layout import CA_CERT, CA_KEY
+from grpcsec.rotation.agent import RenewalAgent
 from grpcsec.rotation.renew import ExecHook, Renewer
 from grpcsec.rotation.renew_plan import AgentStep, RenewalPlan, RenewalResult
 
@@ -113,12 +114,12 @@ def _quiet_library() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _once(renewer: Renewer, *, force: bool, json_output: bool) -> None:
+def _once(renewer: RenewalAgent, *, force: bool, json_output: bool) -> None:
     with _quiet_library():
         _renew_once(renewer, force=force, json_output=json_output)
 
 
-def _renew_once(renewer: Renewer, *, force: bool, json_output: bool) -> None:
+def _renew_once(renewer: RenewalAgent, *, force: bool, json_output: bool) -> None:
     now = pki.utcnow()
     with errors_to_exit():
         plan = renewer.plan(now)  # an unreadable certificate is bad input: exit 2
@@ -163,7 +164,9 @@ def _print_step(step: AgentStep) -> None:
         )
 
 
-def _daemon(renewer: Renewer, *, force: bool, json_output: bool, log_format: LogFormat) -> None:
+def _daemon(
+    renewer: RenewalAgent, *, force: bool, json_output: bool, log_format: LogFormat
+) -> None:
     """Run until SIGINT/SIGTERM. Renewals and failures are logged on stderr (and, with
     ``--json``, also printed as one JSON object per line on stdout)."""
     configure_logging(log_format)
