@@ -47,7 +47,46 @@ from grpcsec.rotation.agent import RenewalAgent
 from grpcsec.rotation.renew import ExecHook, Renewer
 from grpcsec.rotation.renew_plan import AgentStep, RenewalPlan, RenewalResult
 
-__all__ = ["renew"]
+__all__ = [
+    "AgentJsonOption",
+    "CheckIntervalOption",
+    "ExecOption",
+    "ForceOption",
+    "OnceOption",
+    "exec_hook",
+    "interval_seconds",
+    "renew",
+    "run_agent",
+]
+
+# The agent options, shared by every renewing command (renew, acme renew).
+ExecOption = Annotated[
+    str | None,
+    typer.Option(
+        "--exec",
+        metavar="CMD",
+        help="Run CMD (split like a shell would, but no shell) after each renewal, with "
+        "GRPCSEC_CERT, GRPCSEC_KEY, GRPCSEC_SERIAL and GRPCSEC_NOT_AFTER set.",
+    ),
+]
+OnceOption = Annotated[
+    bool, typer.Option("--once", help="Renew if due, then exit (for cron and tests).")
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Renew now even if not due (with or without --once).")
+]
+CheckIntervalOption = Annotated[
+    str,
+    typer.Option(
+        "--check-interval",
+        metavar="DURATION",
+        help="Re-read the certificate at least this often (agent mode).",
+    ),
+]
+AgentJsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="JSON on stdout (agent mode: one JSON object per event)."),
+]
 
 
 def _delta(text: str | None, option: str) -> dt.timedelta | None:
@@ -59,7 +98,8 @@ def _delta(text: str | None, option: str) -> dt.timedelta | None:
         raise ConfigurationError(f"{option}: {exc.message}") from exc
 
 
-def _seconds(text: str, option: str) -> float:
+def interval_seconds(text: str, option: str) -> float:
+    """A duration option in seconds (60 when not given)."""
     delta = _delta(text, option)
     return delta.total_seconds() if delta is not None else 60.0
 
@@ -68,7 +108,8 @@ def _moment(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _hook(command: str | None) -> ExecHook | None:
+def exec_hook(command: str | None) -> ExecHook | None:
+    """The ``--exec`` hook (split like a shell would, run without one)."""
     if command is None:
         return None
     try:
@@ -195,6 +236,16 @@ def _daemon(
             signal.signal(sig, handler)
 
 
+def run_agent(
+    renewer: RenewalAgent, *, once: bool, force: bool, json_output: bool, log_format: LogFormat
+) -> None:
+    """``--once`` (renew if due or forced, report, exit) or the agent until a signal."""
+    if once:
+        _once(renewer, force=force, json_output=json_output)
+    else:
+        _daemon(renewer, force=force, json_output=json_output, log_format=log_format)
+
+
 @app.command("renew")
 def renew(
     *,
@@ -230,29 +281,10 @@ def renew(
             help="Lifetime of the new certificate (default: that of the current one).",
         ),
     ] = None,
-    exec_command: Annotated[
-        str | None,
-        typer.Option(
-            "--exec",
-            metavar="CMD",
-            help="Run CMD (split like a shell would, but no shell) after each renewal, with "
-            "GRPCSEC_CERT, GRPCSEC_KEY, GRPCSEC_SERIAL and GRPCSEC_NOT_AFTER set.",
-        ),
-    ] = None,
-    once: Annotated[
-        bool, typer.Option("--once", help="Renew if due, then exit (for cron and tests).")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Renew now even if not due (with or without --once).")
-    ] = False,
-    check_interval: Annotated[
-        str,
-        typer.Option(
-            "--check-interval",
-            metavar="DURATION",
-            help="Re-read the certificate at least this often (agent mode).",
-        ),
-    ] = "1m",
+    exec_command: ExecOption = None,
+    once: OnceOption = False,
+    force: ForceOption = False,
+    check_interval: CheckIntervalOption = "1m",
     allow_expired: Annotated[
         bool,
         typer.Option(
@@ -268,10 +300,7 @@ def renew(
             help="Re-issue a certificate signed by another CA under this one (CA rollover).",
         ),
     ] = False,
-    json_output: Annotated[
-        bool,
-        typer.Option("--json", help="JSON on stdout (agent mode: one JSON object per event)."),
-    ] = False,
+    json_output: AgentJsonOption = False,
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Renew a certificate at 2/3 of its lifetime with a new key, now or as an agent."""
@@ -284,11 +313,8 @@ def renew(
             every=_delta(every, "--every"),
             allow_expired=allow_expired,
             allow_other_issuer=new_issuer,
-            hook=_hook(exec_command),
-            check_interval=_seconds(check_interval, "--check-interval"),
+            hook=exec_hook(exec_command),
+            check_interval=interval_seconds(check_interval, "--check-interval"),
             record_in=ca_dir,
         )
-    if once:
-        _once(renewer, force=force, json_output=json_output)
-    else:
-        _daemon(renewer, force=force, json_output=json_output, log_format=log_format)
+    run_agent(renewer, once=once, force=force, json_output=json_output, log_format=log_format)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grpcsec.errors import ConfigurationError, GrpcsecError
+from grpcsec.material import StrPath
 from grpcsec.pki import utcnow
 from grpcsec.rotation.renew_plan import AgentStep, Backoff, RenewalPlan, RenewalResult
 from grpcsec.text import get_logger
@@ -46,8 +47,8 @@ class RenewalAgent:
 
     def __init__(
         self,
-        cert: str | Path,
-        key: str | Path,
+        cert: StrPath,
+        key: StrPath,
         *,
         hook: Callable[[RenewalResult], None] | None = None,
         backoff: Backoff | None = None,

@@ -7,6 +7,7 @@ The schema mirrors the ``serve`` flags (docs/server.md has the table)::
     listen = "127.0.0.1:50051"      # or a list; ":PORT" = every interface
     [tls]      cert, key, client_ca, next_ca, reload, reload_interval, max_connection_age,
                allow_weak_keys, crl, allow_undetermined
+    [tls.acme] directory, domains, directory_ca, account_key, email, http_port, key_type
     [authn]    allow_cns, allow_spiffe_ids, allow_trust_domains, allow_dns_names,
                allow_fingerprints, allow_any_client, jwks, jwks_ca, issuers, audiences,
                require_scopes, exempt
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from grpcsec.acme.config import AcmeConfig
 from grpcsec.authn.options import AuthnOptions
 from grpcsec.errors import ConfigurationError
 from grpcsec.fileio import FileKind, read_file
@@ -70,6 +72,10 @@ class TLSConfig:
     allow_undetermined: bool = False
     """Allow a call whose revocation cannot be decided (a configured CRL expired, not yet
     valid or wrongly signed) instead of refusing it; logged either way."""
+    acme: AcmeConfig | None = None
+    """Where ``cert``/``key`` come from when an ACME CA issues them (``[tls.acme]``): issued
+    before the server binds when missing or due, then renewed in place by a background agent
+    (docs/acme.md); the file watcher swaps each renewal in."""
 
     def __post_init__(self) -> None:
         if self.crl and self.client_ca is None:
@@ -80,11 +86,20 @@ class TLSConfig:
             raise ConfigurationError(
                 "tls.allow_undetermined (--allow-undetermined) needs tls.crl (--crl)"
             )
+        if self.acme is not None and not self.reload:
+            raise ConfigurationError(
+                "tls.acme renews the certificate files in place: keep tls.reload = true"
+            )
 
     @property
     def mutual(self) -> bool:
         """Whether client certificates are required and verified."""
         return self.client_ca is not None
+
+    @property
+    def source(self) -> str:
+        """Where the serving certificate comes from: ``file`` or ``acme``."""
+        return "acme" if self.acme is not None else "file"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,6 +219,8 @@ class SecurityConfig:
                 value = getattr(tls, name)
                 if value is not None:
                     data["tls"][name] = str(value)
+            if tls.acme is not None:
+                data["tls"]["acme"] = tls.acme.to_mapping()
         data["authn"] = {
             "allow_cns": list(authn.allow_common_names),
             "allow_spiffe_ids": list(authn.allow_spiffe_ids),

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from grpcsec.acme.config import ACME_KEYS, read_acme_table
 from grpcsec.authn.options import HEALTH_METHODS, AuthnOptions
 from grpcsec.errors import ConfigurationError, GrpcsecError
 from grpcsec.pki.validity import parse_duration
@@ -72,6 +73,7 @@ _TLS = (
     "allow_weak_keys",
     "crl",
     "allow_undetermined",
+    "acme",
 )
 _AUTHN = (
     "allow_cns",
@@ -92,6 +94,7 @@ _METRICS = ("listen",)
 SCHEMA: dict[str, tuple[str, ...]] = {
     "": _TOP,
     "tls": _TLS,
+    "tls.acme": ACME_KEYS,
     "authn": _AUTHN,
     "authz": _AUTHZ,
     "metrics": _METRICS,
@@ -244,6 +247,11 @@ class _Reader:
         if "max_connection_age" in data:
             values["max_connection_age"] = self._seconds(
                 "tls.max_connection_age", data["max_connection_age"], zero=True
+            )
+        if "acme" in data:
+            self._known("tls.acme", data["acme"])
+            values["acme"] = read_acme_table(
+                data["acme"], cert=values["cert"], path=self._path, text=self._str, texts=self._strs
             )
         return TLSConfig(**values)
 

@@ -44,15 +44,36 @@ def _anchors(certificates: tuple[x509.Certificate, ...] | list[x509.Certificate]
     ]
 
 
+def _renewal(core: ServerCore) -> dict[str, Any] | None:
+    """The renewal agent of a source that renews by itself (ACME): plan and last result."""
+    renewer = core.renewer
+    if renewer is None:
+        return None
+    result, error = renewer.last_result, renewer.last_error
+    return {
+        "next_renewal": _moment(renewer.next_renewal),
+        "renewals": renewer.renewals,
+        "failures": renewer.total_failures,
+        "last_result": None if result is None else result.to_json(),
+        "last_error": None if error is None else str(error),
+    }
+
+
 def _tls(core: ServerCore) -> tuple[dict[str, Any] | None, list[Any]]:
+    source = core.config.tls.source if core.config.tls is not None else None
     rotation = core.reloading
     if rotation is not None:
         material = rotation.material
         status = rotation.status().to_json()
-        tls = {**_certificate(material.leaf), "reload": status}
+        tls = {
+            **_certificate(material.leaf),
+            "source": source,
+            "renewal": _renewal(core),
+            "reload": status,
+        }
         return tls, _anchors(material.client_cas)
     if isinstance(core.tls, ServerTLS):
-        tls = {**_certificate(core.tls.identity.leaf), "reload": None}
+        tls = {**_certificate(core.tls.identity.leaf), "source": source, "reload": None}
         bundle = core.tls.client_ca
         anchors = [] if bundle is None else _anchors(load_certificates(bundle.pem))
         return tls, anchors
