@@ -19,6 +19,7 @@ the directory. What it adds to the library, and why:
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,20 +98,26 @@ class BoundedNetwork(acme_client.ClientNetwork):
         self.session.close()
 
 
+# urllib3 nests the cause in reprs; these pull out the part a person needs.
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")
+_VERIFY_FAILED = re.compile(r"certificate verify failed: ([^'\"()]+)")
+
+
 def _describe(error: BaseException) -> str:  # noqa: PLR0911 (one line per kind of failure)
     if isinstance(error, messages.Error):
         kind = error.code or (error.typ or "error").rsplit(":", 1)[-1]
         detail = (error.detail or "").replace("\n", " ").strip()
         return f"{kind}: {detail}" if detail else kind
     if isinstance(error, requests.exceptions.SSLError):
-        return (
-            "the directory's TLS certificate is not trusted (check --directory-ca): "
-            f"{_first_line(error)}"
+        reason = _VERIFY_FAILED.search(str(error))
+        return "the directory's TLS certificate is not trusted (check --directory-ca)" + (
+            f": {reason[1].strip()}" if reason else ""
         )
     if isinstance(error, requests.exceptions.Timeout):
         return "the ACME server did not answer in time"
     if isinstance(error, requests.exceptions.ConnectionError):
-        return f"the ACME server is unreachable: {_first_line(error)}"
+        reason = _ERRNO.search(str(error))
+        return f"the ACME server is unreachable: {reason[1] if reason else _first_line(error)}"
     if isinstance(error, acme_errors_module.ValidationError):
         problems = [
             _describe(challenge.error)
@@ -148,12 +155,11 @@ def acme_errors(what: str) -> Iterator[None]:
         raise AcmeError(f"{what}: {_describe(exc)}") from exc
 
 
-def connect(
-    config: AcmeConfig, key: JWK | None = None, alg: JWASignature = ES256
-) -> acme_client.ClientV2:
-    """A client for ``config.directory`` signing with ``key`` (``None``: unsigned GETs only,
-    e.g. renewal information); the directory fetched once."""
-    net = BoundedNetwork(key, alg=alg, config=config)
+def connect(config: AcmeConfig) -> acme_client.ClientV2:
+    """A client for ``config.directory``, the directory fetched once. It signs nothing until
+    the caller sets ``client.net.key`` and ``.alg`` (the account key); unsigned GETs (renewal
+    information) need neither."""
+    net = BoundedNetwork(None, alg=ES256, config=config)
     try:
         with acme_errors(f"fetching the ACME directory {config.directory}"):
             directory = acme_client.ClientV2.get_directory(config.directory, net)

@@ -51,9 +51,9 @@ log = get_logger("grpcsec.acme")
 @contextlib.contextmanager
 def registered_client(config: AcmeConfig) -> Iterator[acme_client.ClientV2]:
     """A client for ``config``'s directory with its account created or reused; closed after."""
-    key, alg = account_key(config.account_key)
-    client = connect(config, key, alg)
+    client = connect(config)  # the directory first: a wrong URL leaves no account key behind
     try:
+        client.net.key, client.net.alg = account_key(config.account_key)
         register(client, config)
         yield client
     finally:

@@ -145,14 +145,16 @@ def _say_result(result: RenewalResult) -> None:
 @contextmanager
 def _quiet_library() -> Iterator[None]:
     """In one-shot mode the command reports everything itself; keep the library's own
-    warnings (``renewed X, but the hook failed``) from repeating it on stderr."""
-    logger = logging.getLogger("grpcsec.renew")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    warnings (``renewed X, but the hook failed``, ``no renewal information``) off stderr."""
+    loggers = [logging.getLogger(name) for name in ("grpcsec.renew", "grpcsec.acme")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _once(renewer: RenewalAgent, *, force: bool, json_output: bool) -> None:
