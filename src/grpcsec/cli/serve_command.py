@@ -45,9 +45,10 @@ log = get_logger("grpcsec.serve")
 
 
 def _key_password(config: SecurityConfig) -> bytes | None:
-    """The key's password when the key is encrypted (environment or prompt), else ``None``."""
+    """The key's password when the key is encrypted (environment or prompt), else ``None``.
+    An ACME key is never encrypted, and may not exist yet (the server orders it)."""
     tls = config.tls
-    if tls is None:
+    if tls is None or tls.acme is not None:
         return None
     return with_key_password(
         lambda password: password if load_key_pair(tls.cert, tls.key, password=password) else None,

@@ -1,0 +1,207 @@
+"""A secured server whose certificate comes from ACME (``[tls.acme]``), against pebble.
+
+The server orders its certificate before it binds when the files are missing, serves it to
+Python, Go and Node clients that trust only pebble's root (a client trusting another root is
+refused), names the source in ``status()``, refuses to start with a one-line error when the CA
+cannot be trusted, and keeps serving through a forced renewal: the served serial changes with
+no failed call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from grpcsec.acme import AcmeRenewer
+from grpcsec.demo.greeter import add_greeter
+from grpcsec.demo.helloworld import deserialize_reply, new_request, serialize
+from grpcsec.errors import AcmeError
+from grpcsec.pki import CERT_MODE, CertificateAuthority, PendingFile, utcnow, write_files
+from grpcsec.server import SecureServer, SecurityConfig, secure_server
+from tests.acme.conftest import DOMAIN, Pebble
+from tests.interop.conftest import CLIENTS, GreeterClient, GreeterServer, server_process
+
+pytestmark = pytest.mark.slow
+
+SAY_HELLO = "/helloworld.Greeter/SayHello"
+TIMEOUT = 5.0
+
+
+def acme_mapping(pebble: Pebble, tmp_path: Path, **acme: object) -> dict[str, Any]:
+    return {
+        "listen": "127.0.0.1:0",
+        "tls": {
+            "cert": str(tmp_path / "tls.crt"),
+            "key": str(tmp_path / "tls.key"),
+            "reload_interval": 0.2,
+            "acme": {
+                "directory": pebble.directory,
+                "domains": [DOMAIN],
+                "directory_ca": str(pebble.https_ca),
+                "http_port": pebble.http_port,
+                **acme,
+            },
+        },
+    }
+
+
+def root_pem(root: x509.Certificate) -> bytes:
+    return root.public_bytes(Encoding.PEM)
+
+
+def say_hello(port: int, trust: bytes, name: str = "acme") -> str:
+    credentials = grpc.ssl_channel_credentials(root_certificates=trust)
+    options = [("grpc.ssl_target_name_override", DOMAIN)]
+    with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options) as channel:
+        call = channel.unary_unary(SAY_HELLO, serialize, deserialize_reply)
+        reply: Any = call(new_request(name), timeout=TIMEOUT)
+        return str(reply.message)
+
+
+def served_serial(port: int, trust: bytes) -> int:
+    """The serial of the certificate the server presents in a new handshake (read by a TLS
+    client of our own, ALPN h2 as gRPC clients offer)."""
+    context = ssl.create_default_context(cadata=trust.decode())
+    context.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname=DOMAIN) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+@contextlib.contextmanager
+def running(config: SecurityConfig) -> Iterator[SecureServer]:
+    server = secure_server(config)
+    add_greeter(server.server)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(0)
+
+
+def test_a_server_orders_its_certificate_before_binding_and_serves_it(
+    pebble: Pebble, tmp_path: Path
+) -> None:
+    config = SecurityConfig.from_mapping(acme_mapping(pebble, tmp_path))
+    assert not (tmp_path / "tls.crt").exists()
+    with running(config) as server:
+        trust = root_pem(pebble.root())
+        assert "acme" in say_hello(server.port, trust)
+        leaf = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
+        assert served_serial(server.port, trust) == leaf.serial_number
+        tls = server.status()["tls"]
+        assert tls["source"] == "acme"
+        assert tls["serial"] == f"{leaf.serial_number:x}"
+        assert tls["renewal"]["next_renewal"] is not None
+        assert tls["renewal"]["last_result"]["serial"] == f"{leaf.serial_number:x}"
+        # negative control: a client that trusts another root is refused
+        other = CertificateAuthority.create("not pebble").certificate_pem()
+        with pytest.raises(grpc.RpcError) as refused:
+            say_hello(server.port, other)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_server_whose_acme_ca_is_not_trusted_does_not_start(
+    pebble: Pebble, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "wrong.crt"
+    write_files(
+        [PendingFile(wrong, CertificateAuthority.create("wrong").certificate_pem(), CERT_MODE)]
+    )
+    config = SecurityConfig.from_mapping(acme_mapping(pebble, tmp_path, directory_ca=str(wrong)))
+    with pytest.raises(AcmeError) as caught:
+        secure_server(config)
+    assert "not trusted" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "tls.crt").exists()
+
+
+def test_a_forced_renewal_is_served_with_no_failed_calls(pebble: Pebble, tmp_path: Path) -> None:
+    config = SecurityConfig.from_mapping(acme_mapping(pebble, tmp_path))
+    trust = root_pem(pebble.root())
+    with running(config) as server:
+        before = served_serial(server.port, trust)
+        failures: list[str] = []
+        calls = 0
+        stop = threading.Event()
+
+        def call_forever() -> None:
+            nonlocal calls
+            while not stop.is_set():
+                try:
+                    say_hello(server.port, trust)  # a new channel: a new handshake each time
+                except grpc.RpcError as exc:
+                    failures.append(f"{exc.code()}: {exc.details()}")
+                calls += 1
+
+        caller = threading.Thread(target=call_forever, daemon=True)
+        caller.start()
+        try:
+            assert config.tls is not None and config.tls.acme is not None
+            renewer = AcmeRenewer(config.tls.acme, config.tls.cert, config.tls.key)
+            result = renewer.renew(utcnow())
+            deadline = time.monotonic() + 30
+            while served_serial(server.port, trust) != int(result.serial, 16):
+                assert time.monotonic() < deadline, "the renewed certificate was not served"
+                time.sleep(0.1)
+            settle = calls + 5
+            while calls < settle and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            caller.join(30)
+        assert int(result.previous_serial, 16) == before != int(result.serial, 16)
+        assert failures == []
+        assert calls > 5
+
+
+# -- Go and Node clients against `grpcsec serve --config` with [tls.acme] ---------------------
+@pytest.fixture(params=sorted(CLIENTS))
+def greeter_client(request: pytest.FixtureRequest) -> GreeterClient:
+    return CLIENTS[request.param]()
+
+
+def test_go_and_node_clients_call_a_server_with_an_acme_certificate(
+    pebble: Pebble, tmp_path: Path, greeter_client: GreeterClient
+) -> None:
+    mapping = acme_mapping(pebble, tmp_path)
+    acme = mapping["tls"]["acme"]
+    toml = tmp_path / "server.toml"
+    toml.write_text(
+        f'listen = "127.0.0.1:0"\n[tls]\ncert = "tls.crt"\nkey = "tls.key"\n[tls.acme]\n'
+        f'directory = "{acme["directory"]}"\ndomains = ["{DOMAIN}"]\n'
+        f'directory_ca = "{acme["directory_ca"]}"\nhttp_port = {acme["http_port"]}\n'
+    )
+    root = tmp_path / "pebble-root.crt"
+    root.write_bytes(root_pem(pebble.root()))
+    other = tmp_path / "other-root.crt"
+    other.write_bytes(CertificateAuthority.create("not pebble").certificate_pem())
+    argv = [sys.executable, "-m", "grpcsec.cli", "serve", "--config", toml]
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"}
+    ready = r"listening on 127\.0\.0\.1:(\d+) \(tls\)"
+    with server_process(argv, ready, tmp_path / "serve.log", env=env) as (_, match):
+        server = GreeterServer("grpcsec serve (acme)", int(match[1]), DOMAIN, root, "")
+        answered = greeter_client.call(server, name="acme")
+        assert answered.returncode == 0, (answered.stdout, answered.stderr)
+        assert "acme" in answered.stdout
+        refused = greeter_client.call(server, name="acme", trust=other)
+        assert refused.returncode != 0
+        assert refused.stdout.startswith("ERROR UNAVAILABLE"), refused.stdout
+    assert (tmp_path / "tls.crt").exists()
