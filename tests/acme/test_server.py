@@ -16,6 +16,7 @@ import ssl
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,18 @@ def served_serial(port: int, trust: bytes) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
+def metrics_text(port: int) -> str:
+    """``/metrics`` once the pump has run (bounded wait)."""
+    deadline = time.monotonic() + 10
+    while True:
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            text = str(response.read().decode())
+        if "grpcsec_tls_certificate_renewals_total{" in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def running(config: SecurityConfig) -> Iterator[SecureServer]:
     server = secure_server(config)
@@ -99,7 +112,8 @@ def running(config: SecurityConfig) -> Iterator[SecureServer]:
 def test_a_server_orders_its_certificate_before_binding_and_serves_it(
     pebble: Pebble, tmp_path: Path
 ) -> None:
-    config = SecurityConfig.from_mapping(acme_mapping(pebble, tmp_path))
+    mapping = {**acme_mapping(pebble, tmp_path), "metrics": {"listen": "127.0.0.1:0"}}
+    config = SecurityConfig.from_mapping(mapping)
     assert not (tmp_path / "tls.crt").exists()
     with running(config) as server:
         trust = root_pem(pebble.root())
@@ -111,6 +125,13 @@ def test_a_server_orders_its_certificate_before_binding_and_serves_it(
         assert tls["serial"] == f"{leaf.serial_number:x}"
         assert tls["renewal"]["next_renewal"] is not None
         assert tls["renewal"]["last_result"]["serial"] == f"{leaf.serial_number:x}"
+        assert server.metrics_port is not None
+        metrics = metrics_text(server.metrics_port)
+        assert 'grpcsec_tls_certificate_source_info{role="server",source="acme"} 1.0' in metrics
+        assert 'grpcsec_tls_certificate_renewals_total{result="success",source="acme"} 1.0' in (
+            metrics
+        )
+        assert "grpcsec_tls_certificate_next_renewal_timestamp_seconds{" in metrics
         # negative control: a client that trusts another root is refused
         other = CertificateAuthority.create("not pebble").certificate_pem()
         with pytest.raises(grpc.RpcError) as refused:

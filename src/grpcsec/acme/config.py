@@ -97,30 +97,34 @@ class AcmeConfig:
     def __post_init__(self) -> None:
         parts = urlsplit(self.directory)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigurationError(f"--directory: not an http(s) URL: {self.directory!r}")
+            raise ConfigurationError(
+                f"directory (--directory): not an http(s) URL: {self.directory!r}"
+            )
         if parts.scheme == "http" and not self.allow_http_directory:
             raise ConfigurationError(
-                "--directory: the ACME directory must be https (a plain http directory needs "
-                "allow_http_directory = true)"
+                "directory (--directory): the ACME directory must be https (a plain http "
+                "directory needs allow_http_directory = true)"
             )
         if not self.domains:
-            raise ConfigurationError("--domain: give at least one name to certify")
+            raise ConfigurationError("domains (--domain): give at least one name to certify")
         seen: set[str] = set()
         for name in self.domains:
             if not name or name != name.strip() or "/" in name:
-                raise ConfigurationError(f"--domain: not a DNS name: {name!r}")
+                raise ConfigurationError(f"domains (--domain): not a DNS name: {name!r}")
             if name.startswith("*."):
                 raise ConfigurationError(
-                    f"--domain: {name} is a wildcard, which needs dns-01; this client answers "
-                    "http-01 only"
+                    f"domains (--domain): {name} is a wildcard, which needs dns-01; this client "
+                    "answers http-01 only"
                 )
             if name.lower() in seen:
-                raise ConfigurationError(f"--domain: {name} is given twice")
+                raise ConfigurationError(f"domains (--domain): {name} is given twice")
             seen.add(name.lower())
         if not 0 < self.http_port < 65536:
-            raise ConfigurationError(f"--http-port: {self.http_port} is not a TCP port")
+            raise ConfigurationError(f"http_port (--http-port): {self.http_port} is not a TCP port")
         if self.key_type not in _CERT_KEY_TYPES:
-            raise ConfigurationError(f"--key-type: {self.key_type.value} is not supported")
+            raise ConfigurationError(
+                f"key_type (--key-type): {self.key_type.value} is not supported"
+            )
         if self.timeout <= 0 or self.poll_interval <= 0:
             raise ConfigurationError("the ACME timeout and poll interval must be positive")
         if self.poll_attempts < 1 or self.nonce_retries < 0:
