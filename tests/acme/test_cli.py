@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from grpcsec.pki import load_certificate_file
+from grpcsec.pki import CertificateAuthority, load_certificate_file
 from tests.acme.conftest import BLOCKED, DOMAIN, Pebble, free_port
 
 pytestmark = pytest.mark.slow
@@ -67,6 +68,15 @@ def test_issue_then_renew_once_and_forced_with_a_hook(pebble: Pebble, tmp_path: 
     assert report["chain_length"] >= 2
     leaf = load_certificate_file(tmp_path / "tls.crt")[0]
     assert report["serial"] == f"{leaf.serial_number:x}"
+    # what ACME produced is ordinary material for grpcsec's other tools
+    root = tmp_path / "pebble-root.crt"
+    root.write_bytes(pebble.root().public_bytes(Encoding.PEM))
+    args = ["verify", tmp_path / "tls.crt", "--ca", root, "--host", DOMAIN]
+    verified = grpcsec(*args, "--key", tmp_path / "tls.key")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    other = tmp_path / "other-root.crt"
+    other.write_bytes(CertificateAuthority.create("not pebble").certificate_pem())
+    assert grpcsec("verify", tmp_path / "tls.crt", "--ca", other).returncode != 0
 
     not_due = grpcsec("acme", "renew", *acme_args(pebble, tmp_path), "--once", "--json")
     assert not_due.returncode == 0, not_due.stderr

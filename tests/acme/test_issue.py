@@ -14,7 +14,10 @@ import contextlib
 import json
 import socket
 import stat
+import threading
+import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from grpcsec.acme import AcmeConfig, issue_certificate
+from grpcsec.acme.network import MAX_RESPONSE_BYTES
 from grpcsec.acme.order import obtain
 from grpcsec.acme.renewer import registered_client
 from grpcsec.clock import SYSTEM_CLOCK
@@ -220,3 +224,60 @@ def test_an_authorization_reused_as_valid_is_not_answered_again(
             issue_certificate(config, cert, key)
     assert f"cannot listen on port {pebble.http_port}" in one_line(caught)
     assert (cert.read_bytes(), key.read_bytes()) == before
+
+
+class _Huge(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"padding": "' + b"x" * (MAX_RESPONSE_BYTES + 10) + b'"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client hangs up past the limit
+            self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_an_oversized_response_is_refused(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Huge)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    cert, key = old_files(tmp_path)
+    config = AcmeConfig(
+        directory=f"http://127.0.0.1:{server.server_address[1]}/dir",
+        domains=(DOMAIN,),
+        account_key=tmp_path / "account.key",
+        allow_http_directory=True,
+        timeout=5.0,
+    )
+    try:
+        with pytest.raises(AcmeError) as caught:
+            issue_certificate(config, cert, key)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    assert f"larger than {MAX_RESPONSE_BYTES} bytes" in one_line(caught)
+    assert_untouched(cert, key)
+    assert not (tmp_path / "account.key").exists()  # nothing created for a bad directory
+
+
+def test_a_directory_that_never_answers_times_out(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # listens, never accepts: the TLS handshake never comes
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        cert, key = old_files(tmp_path)
+        config = AcmeConfig(
+            directory=f"https://127.0.0.1:{silent.getsockname()[1]}/dir",
+            domains=(DOMAIN,),
+            account_key=tmp_path / "account.key",
+            timeout=1.0,
+        )
+        started = time.monotonic()
+        with pytest.raises(AcmeError) as caught:
+            issue_certificate(config, cert, key)
+        assert time.monotonic() - started < 10
+    assert "did not answer in time" in one_line(caught)
+    assert_untouched(cert, key)
