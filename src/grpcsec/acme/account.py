@@ -29,7 +29,14 @@ from josepy.jwk import JWK, JWKEC, JWKRSA
 from grpcsec.acme.config import AcmeConfig
 from grpcsec.acme.network import acme_errors
 from grpcsec.errors import AcmeError, MaterialError
-from grpcsec.pki import CERT_MODE, KEY_MODE, PendingFile, generate_key, load_key_file
+from grpcsec.pki import (
+    CERT_MODE,
+    KEY_MODE,
+    PendingFile,
+    generate_key,
+    load_key_file,
+    write_files,
+)
 from grpcsec.pki import private_key_pem as pem_of
 from grpcsec.text import get_logger
 
@@ -43,8 +50,6 @@ AccountKey = tuple[JWK, JWASignature]
 def account_key(path: Path) -> AccountKey:
     """The account key at ``path`` with its JWS algorithm, created (P-256, 0600) if missing."""
     if not path.exists():
-        from grpcsec.pki import write_files  # noqa: PLC0415 (one call site)
-
         write_files([PendingFile(path, pem_of(generate_key()), KEY_MODE)])
         log.info("created the ACME account key %s", path)
     key = load_key_file(path)
@@ -61,12 +66,7 @@ def account_key(path: Path) -> AccountKey:
 
 def register(client: acme_client.ClientV2, config: AcmeConfig) -> str:
     """Create or reuse the account of this key; its URL (also written beside the key)."""
-    contact = (f"mailto:{config.email}",) if config.email else ()
-    new = (
-        messages.NewRegistration.from_data(email=config.email, terms_of_service_agreed=True)
-        if contact
-        else messages.NewRegistration(terms_of_service_agreed=True)
-    )
+    new = messages.NewRegistration.from_data(email=config.email, terms_of_service_agreed=True)
     with acme_errors("registering the ACME account"):
         try:
             regr = client.new_account(new)
@@ -89,8 +89,6 @@ def _remember(config: AcmeConfig, url: str) -> None:
         if file.exists() and json.loads(file.read_text(encoding="utf-8")) == record:
             return
     except (OSError, ValueError):
-        pass
-    from grpcsec.pki import write_files  # noqa: PLC0415 (one call site)
-
+        pass  # unreadable or stale: written again below
     data = (json.dumps(record, indent=2) + "\n").encode()
     write_files([PendingFile(file, data, CERT_MODE)], force=True)
