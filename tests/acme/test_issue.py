@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -64,6 +65,14 @@ def old_files(tmp_path: Path) -> tuple[Path, Path]:
 def assert_untouched(cert: Path, key: Path) -> None:
     assert cert.read_bytes() == OLD_CERT
     assert key.read_bytes() == OLD_KEY
+
+
+def no_ca_config(tmp_path: Path, directory: str, **options: Any) -> AcmeConfig:
+    """A configuration for a directory that is no ACME CA (nothing listens, or a bad one)."""
+    values: dict[str, Any] = {"timeout": 5.0, **options}
+    return AcmeConfig(
+        directory=directory, domains=(DOMAIN,), account_key=tmp_path / "account.key", **values
+    )
 
 
 def one_line(error: pytest.ExceptionInfo[AcmeError]) -> str:
@@ -142,12 +151,7 @@ def test_a_directory_with_an_untrusted_certificate_is_refused(
 
 def test_an_unreachable_directory_is_one_line(tmp_path: Path) -> None:
     cert, key = old_files(tmp_path)
-    config = AcmeConfig(
-        directory=f"https://127.0.0.1:{free_port()}/dir",
-        domains=(DOMAIN,),
-        account_key=tmp_path / "account.key",
-        timeout=5.0,
-    )
+    config = no_ca_config(tmp_path, f"https://127.0.0.1:{free_port()}/dir")
     with pytest.raises(AcmeError) as caught:
         issue_certificate(config, cert, key)
     assert "unreachable" in one_line(caught)
@@ -245,13 +249,8 @@ def test_an_oversized_response_is_refused(tmp_path: Path) -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     cert, key = old_files(tmp_path)
-    config = AcmeConfig(
-        directory=f"http://127.0.0.1:{server.server_address[1]}/dir",
-        domains=(DOMAIN,),
-        account_key=tmp_path / "account.key",
-        allow_http_directory=True,
-        timeout=5.0,
-    )
+    url = f"http://127.0.0.1:{server.server_address[1]}/dir"
+    config = no_ca_config(tmp_path, url, allow_http_directory=True)
     try:
         with pytest.raises(AcmeError) as caught:
             issue_certificate(config, cert, key)
@@ -269,12 +268,8 @@ def test_a_directory_that_never_answers_times_out(tmp_path: Path) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         cert, key = old_files(tmp_path)
-        config = AcmeConfig(
-            directory=f"https://127.0.0.1:{silent.getsockname()[1]}/dir",
-            domains=(DOMAIN,),
-            account_key=tmp_path / "account.key",
-            timeout=1.0,
-        )
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}/dir"
+        config = no_ca_config(tmp_path, url, timeout=1.0)
         started = time.monotonic()
         with pytest.raises(AcmeError) as caught:
             issue_certificate(config, cert, key)
