@@ -1,7 +1,9 @@
 """The status document of a secured server: ``SecureServer.status()`` and ``GET /status``.
 
 What a person on call asks first (after ghostunnel's ``/_status``): which certificate is being
-served and did the last reload work; which CAs are trusted for clients; which CRLs are enforced
+served, where it comes from (``source``: ``file``, ``acme``), when its source renews it next and
+how the last renewal went (``renewal``, for a source that renews by itself), and did the last
+reload work; which CAs are trusted for clients; which CRLs are enforced
 (source, issuer, number, next update, entries) and did their last reload work; which policy is
 in force and when it was loaded; which token keys are known and when they were fetched; how many
 calls were allowed and refused, and why. Everything is a public fact (serials, fingerprints, key
@@ -73,7 +75,12 @@ def _tls(core: ServerCore) -> tuple[dict[str, Any] | None, list[Any]]:
         }
         return tls, _anchors(material.client_cas)
     if isinstance(core.tls, ServerTLS):
-        tls = {**_certificate(core.tls.identity.leaf), "source": source, "reload": None}
+        tls = {
+            **_certificate(core.tls.identity.leaf),
+            "source": source,
+            "renewal": None,
+            "reload": None,
+        }
         bundle = core.tls.client_ca
         anchors = [] if bundle is None else _anchors(load_certificates(bundle.pem))
         return tls, anchors
