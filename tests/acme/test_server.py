@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from grpcsec.acme import AcmeRenewer
+from grpcsec.acme import AcmeRenewer, issue_certificate
 from grpcsec.demo.greeter import add_greeter
 from grpcsec.demo.helloworld import deserialize_reply, new_request, serialize
 from grpcsec.errors import AcmeError
@@ -86,14 +86,14 @@ def served_serial(port: int, trust: bytes) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
-def metrics_text(port: int) -> str:
-    """``/metrics`` once the pump has run (bounded wait)."""
+def metrics_text(port: int, wait_for: str = "grpcsec_tls_certificate_renewals_total{") -> str:
+    """``/metrics`` once the pump has run (``wait_for`` appears; bounded wait)."""
     deadline = time.monotonic() + 10
     while True:
         url = f"http://127.0.0.1:{port}/metrics"
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             text = str(response.read().decode())
-        if "grpcsec_tls_certificate_renewals_total{" in text or time.monotonic() > deadline:
+        if wait_for in text or time.monotonic() > deadline:
             return text
         time.sleep(0.2)
 
@@ -137,6 +137,26 @@ def test_a_server_orders_its_certificate_before_binding_and_serves_it(
         with pytest.raises(grpc.RpcError) as refused:
             say_hello(server.port, other)
         assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_server_on_files_names_the_file_source_and_no_renewal(
+    start_pebble: Callable[..., Pebble], tmp_path: Path
+) -> None:
+    """Negative control of the ACME source: the same files served as plain files."""
+    pebble = start_pebble(PEBBLE_VA_ALWAYS_VALID="1")
+    issue_certificate(pebble.config(tmp_path), tmp_path / "tls.crt", tmp_path / "tls.key")
+    mapping = acme_mapping(pebble, tmp_path)
+    del mapping["tls"]["acme"]
+    config = SecurityConfig.from_mapping({**mapping, "metrics": {"listen": "127.0.0.1:0"}})
+    with running(config) as server:
+        assert "acme" in say_hello(server.port, root_pem(pebble.root()))
+        tls = server.status()["tls"]
+        assert (tls["source"], tls["renewal"]) == ("file", None)
+        assert server.metrics_port is not None
+        metrics = metrics_text(server.metrics_port, wait_for="source_info{")
+        assert 'grpcsec_tls_certificate_source_info{role="server",source="file"} 1.0' in metrics
+        assert 'source="acme"' not in metrics
+        assert "grpcsec_tls_certificate_renewals_total{" not in metrics
 
 
 def test_a_server_whose_acme_ca_is_not_trusted_does_not_start(
