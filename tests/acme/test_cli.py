@@ -135,6 +135,7 @@ def test_a_failed_renewal_keeps_the_certificate_and_exits_1(
         (["--key-type", "ed25519"], "unsupported key type"),
         (["--http-port", "70000"], "is not a TCP port"),
         (["--domain", "*.example.com"], "wildcard"),
+        (["--directory-ca", "/nonexistent/acme-ca.pem"], "acme-ca.pem: no such file"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:

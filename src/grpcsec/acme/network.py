@@ -34,6 +34,8 @@ from requests.adapters import HTTPAdapter
 
 from grpcsec.acme.config import AcmeConfig
 from grpcsec.errors import AcmeError
+from grpcsec.fileio import read_file
+from grpcsec.pki import load_certificates
 from grpcsec.text import get_logger
 
 __all__ = ["MAX_RESPONSE_BYTES", "BoundedNetwork", "acme_errors", "connect"]
@@ -159,6 +161,10 @@ def connect(config: AcmeConfig) -> acme_client.ClientV2:
     """A client for ``config.directory``, the directory fetched once. It signs nothing until
     the caller sets ``client.net.key`` and ``.alg`` (the account key); unsigned GETs (renewal
     information) need neither."""
+    if config.directory_ca is not None:
+        # requests would raise OSError on a missing bundle and an opaque SSL error on a bad
+        # one: read it here (bounded) so either is one line naming the file.
+        load_certificates(read_file(config.directory_ca), source=config.directory_ca)
     net = BoundedNetwork(None, alg=ES256, config=config)
     try:
         with acme_errors(f"fetching the ACME directory {config.directory}"):
