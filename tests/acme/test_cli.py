@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from grpcsec.pki import CertificateAuthority, load_certificate_file
 from tests.acme.conftest import BLOCKED, DOMAIN, Pebble, free_port
+from tests.interop.conftest import server_process
 
 pytestmark = pytest.mark.slow
 
@@ -158,3 +160,19 @@ def test_renew_without_a_certificate_says_to_issue_first(tmp_path: Path) -> None
         "--cert", tmp_path / "none.crt", "--key", tmp_path / "none.key", "--once",
     )  # fmt: skip
     assert_one_line_error(result, "grpcsec acme issue")
+
+
+def test_the_renew_agent_runs_until_sigterm(
+    start_pebble: Callable[..., Pebble], tmp_path: Path
+) -> None:
+    pebble = start_pebble(PEBBLE_VA_ALWAYS_VALID="1")
+    assert grpcsec("acme", "issue", *acme_args(pebble, tmp_path)).returncode == 0
+    argv = [sys.executable, "-m", "grpcsec.cli", "acme", "renew", *acme_args(pebble, tmp_path)]
+    with server_process([*argv, "--json"], r'\{"event": "started".*', tmp_path / "agent.log") as (
+        process,
+        match,
+    ):
+        started = json.loads(match[0])
+        assert started["plan"]["due"] is False
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=TIMEOUT) == 0
