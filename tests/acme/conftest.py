@@ -99,8 +99,11 @@ def _wait_ready(process: subprocess.Popen[bytes], log: Path, url: str, ca: Path)
 
 
 @contextlib.contextmanager
-def run_pebble(directory: Path, env: dict[str, str] | None = None) -> Iterator[Pebble]:
-    """Start pebble in ``directory`` (see the module docstring); stop it on exit."""
+def run_pebble(
+    directory: Path, env: dict[str, str] | None = None, *, validity: int | None = None
+) -> Iterator[Pebble]:
+    """Start pebble in ``directory`` (see the module docstring), issuing certificates valid
+    for ``validity`` seconds (pebble's default: 5 years); stop it on exit."""
     if not Path(PEBBLE).is_file():
         if os.environ.get("GRPCSEC_REQUIRE_INTEROP") == "1":
             pytest.fail("pebble is missing although GRPCSEC_REQUIRE_INTEROP=1")
@@ -130,6 +133,8 @@ def run_pebble(directory: Path, env: dict[str, str] | None = None) -> Iterator[P
             "domainBlocklist": [BLOCKED],
         }
     }
+    if validity is not None:
+        config["pebble"]["certificateValidityPeriod"] = validity
     (directory / "pebble.json").write_text(json.dumps(config))
     log = directory / "pebble.log"
     full_env = {"PATH": os.environ.get("PATH", ""), "PEBBLE_VA_NOSLEEP": "1", **(env or {})}
@@ -159,15 +164,17 @@ def run_pebble(directory: Path, env: dict[str, str] | None = None) -> Iterator[P
 
 @pytest.fixture
 def start_pebble(tmp_path: Path) -> Iterator[Callable[..., Pebble]]:
-    """``start_pebble(PEBBLE_VA_ALWAYS_VALID="1", ...)``: a pebble with that environment,
-    stopped at teardown (several may run in one test)."""
+    """``start_pebble(PEBBLE_VA_ALWAYS_VALID="1", ...)``: a pebble with that environment
+    (``validity=SECONDS``: its certificates' lifetime), stopped at teardown (several may run in
+    one test)."""
     with contextlib.ExitStack() as stack:
         count = 0
 
-        def start(**env: str) -> Pebble:
+        def start(*, validity: int | None = None, **env: str) -> Pebble:
             nonlocal count
             count += 1
-            return stack.enter_context(run_pebble(tmp_path / f"pebble-{count}", env))
+            directory = tmp_path / f"pebble-{count}"
+            return stack.enter_context(run_pebble(directory, env, validity=validity))
 
         yield start
 

@@ -246,3 +246,57 @@ def test_go_and_node_clients_call_a_server_with_an_acme_certificate(
         assert refused.returncode != 0
         assert refused.stdout.startswith("ERROR UNAVAILABLE"), refused.stdout
     assert (tmp_path / "tls.crt").exists()
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout}s"
+        time.sleep(0.2)
+
+
+def test_a_server_renews_by_itself_and_keeps_its_certificate_when_the_ca_is_gone(
+    start_pebble: Callable[..., Pebble], tmp_path: Path
+) -> None:
+    """30-second certificates: the server's own agent renews at about 20 s, the watcher swaps
+    the new one in (no failed call meanwhile); then the CA goes away, the next renewal fails,
+    status and metrics say so, and the last good certificate keeps serving."""
+    pebble = start_pebble(PEBBLE_VA_ALWAYS_VALID="1", validity=30)
+    trust = root_pem(pebble.root())
+    mapping = {**acme_mapping(pebble, tmp_path), "metrics": {"listen": "127.0.0.1:0"}}
+    with running(SecurityConfig.from_mapping(mapping)) as server:
+        first = served_serial(server.port, trust)
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def call_forever() -> None:
+            while not stop.is_set():
+                try:
+                    say_hello(server.port, trust)
+                except grpc.RpcError as exc:
+                    failures.append(f"{exc.code()}: {exc.details()}")
+                time.sleep(0.05)
+
+        caller = threading.Thread(target=call_forever, daemon=True)
+        caller.start()
+        try:
+            wait_for("a renewal served", lambda: served_serial(server.port, trust) != first)
+        finally:
+            stop.set()
+            caller.join(30)
+        assert failures == []
+        renewal = server.status()["tls"]["renewal"]
+        assert renewal["renewals"] >= 2  # at start, then by itself
+        second = served_serial(server.port, trust)
+        assert renewal["last_result"]["serial"] == f"{second:x}"
+
+        pebble.process.kill()
+        pebble.process.wait(10)
+        wait_for("a failed renewal", lambda: server.status()["tls"]["renewal"]["failures"] >= 1)
+        renewal = server.status()["tls"]["renewal"]
+        assert "unreachable" in renewal["last_error"]
+        assert served_serial(server.port, trust) == second  # the last good one stays
+        assert "acme" in say_hello(server.port, trust)
+        assert server.metrics_port is not None
+        metrics = metrics_text(server.metrics_port, wait_for='result="failure"')
+        assert 'grpcsec_tls_certificate_renewals_total{result="failure",source="acme"}' in metrics
