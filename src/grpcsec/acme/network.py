@@ -128,6 +128,8 @@ def _describe(error: BaseException) -> str:  # noqa: PLR0911 (one line per kind 
             if challenge.error is not None
         ]
         return "validation failed: " + "; ".join(problems or ["no detail"])
+    if isinstance(error, acme_errors_module.TimeoutError):
+        return "the CA did not finish within the polling budget"
     if isinstance(error, acme_errors_module.IssuanceError):
         return f"the order was refused: {_describe(error.error)}"
     return _first_line(error) or type(error).__name__
