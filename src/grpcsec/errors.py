@@ -11,6 +11,7 @@ passwords or tokens::
     │   ├── KeyMismatchError    the private key does not belong to the certificate
     │   └── PasswordError       an encrypted key without a password, or with a wrong one
     ├── IssuanceError           a certificate cannot be issued as asked (bad SAN, validity, CA)
+    │   └── AcmeError           an ACME CA did not issue one (unreachable, refused, invalid)
     ├── WorkloadAPIError        the SPIFFE Workload API cannot be reached or sent nothing usable
     └── VerificationError       a certificate does not verify; ``reason`` says which check failed
 
@@ -24,6 +25,7 @@ import enum
 from pathlib import Path
 
 __all__ = [
+    "AcmeError",
     "AuthenticationError",
     "AuthorizationError",
     "ConfigurationError",
@@ -72,6 +74,12 @@ class PasswordError(MaterialError):
 
 class IssuanceError(GrpcsecError):
     """A request the CA refuses: bad names, impossible validity, a non-CA issuer."""
+
+
+class AcmeError(IssuanceError):
+    """An ACME exchange that did not end in a certificate: the directory unreachable or not
+    trusted, the order or a challenge refused, polling that did not finish. The files on disk
+    are left as they were."""
 
 
 class VerifyReason(enum.Enum):

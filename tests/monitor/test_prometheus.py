@@ -76,14 +76,12 @@ SERVICE = textwrap.dedent(
 )
 
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "grpcsec.rules.yml"
 
 
 def documented_rules() -> str:
-    """The alert rules shown in docs/monitoring.md (the YAML block that starts ``groups:``)."""
-    text = DOCS.read_text()
-    start = text.index("```yaml\ngroups:") + len("```yaml\n")
-    return text[start : text.index("```", start)]
+    """The shipped alert rules (deploy/prometheus/grpcsec.rules.yml, docs/monitoring.md)."""
+    return RULES.read_text()
 
 
 def address_of(announced: Announced) -> str:
@@ -190,15 +188,17 @@ def test_prometheus_scrapes_the_exporter_and_service_metrics(
             # the alert rules from docs/monitoring.md load and fire on this data
             prometheus.wait_for('grpcsec_cert_expired{subject_cn="gone.test"}', 1.0)
             prometheus.wait_for(
-                'ALERTS{alertname="CertificateExpired",alertstate="firing",subject_cn="gone.test"}',
+                'ALERTS{alertname="GrpcsecCertificateExpired",alertstate="firing",subject_cn="gone.test"}',
                 1.0,
             )
             prometheus.wait_for(
-                f'ALERTS{{alertname="CertificateReadErrors",alertstate="firing",target="{garbage}"}}',
+                f'ALERTS{{alertname="GrpcsecCertificateReadErrors",alertstate="firing",target="{garbage}"}}',
                 1.0,
             )
             assert (
-                prometheus.value('ALERTS{alertname="CertificateExpired",subject_cn="disk.test"}')
+                prometheus.value(
+                    'ALERTS{alertname="GrpcsecCertificateExpired",subject_cn="disk.test"}'
+                )
                 is None
             )
 
@@ -259,7 +259,7 @@ def test_prometheus_scrapes_crl_metrics_and_the_stale_crl_alert_fires(
     spawn: Callable[..., Announced],
 ) -> None:
     """CRL files among the exporter's targets and a CRL observed by ServiceMetrics reach
-    Prometheus with the same names and labels; the documented CrlStale alert fires for the
+    Prometheus with the same names and labels; the shipped GrpcsecCrlStale alert fires for the
     CRL past its next update and not for the fresh one."""
     prometheus_binary()
     now = utcnow().replace(microsecond=0)
@@ -289,7 +289,9 @@ def test_prometheus_scrapes_crl_metrics_and_the_stale_crl_alert_fires(
         root = f'source="{stale}",issuer="CN=Monitor Root"'
         prometheus.wait_for(f"grpcsec_crl_revoked_entries{{{root}}}", 0.0)
         prometheus.wait_for(
-            f'ALERTS{{alertname="CrlStale",alertstate="firing",{root}}}', 1.0, timeout=30
+            f'ALERTS{{alertname="GrpcsecCrlStale",alertstate="firing",{root}}}', 1.0, timeout=30
         )
-        assert prometheus.value(f'ALERTS{{alertname="CrlStale",{issuing}}}') is None
-        assert prometheus.value('ALERTS{alertname="CrlNextUpdateSoon",job="service"}') is None
+        assert prometheus.value(f'ALERTS{{alertname="GrpcsecCrlStale",{issuing}}}') is None
+        assert (
+            prometheus.value('ALERTS{alertname="GrpcsecCrlNextUpdateSoon",job="service"}') is None
+        )

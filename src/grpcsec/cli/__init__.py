@@ -79,6 +79,7 @@ _COMMAND_MODULES = (
     "inspect_commands",
     "policy_commands",
     "renew_command",
+    "acme_commands",
     "serve_command",
     "config_command",
     "token_commands",

@@ -43,10 +43,50 @@ from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
 from grpcsec.cli._pki import load_ca
 from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
 from grpcsec.pki.layout import CA_CERT, CA_KEY
+from grpcsec.rotation.agent import RenewalAgent
 from grpcsec.rotation.renew import ExecHook, Renewer
 from grpcsec.rotation.renew_plan import AgentStep, RenewalPlan, RenewalResult
 
-__all__ = ["renew"]
+__all__ = [
+    "AgentJsonOption",
+    "CheckIntervalOption",
+    "ExecOption",
+    "ForceOption",
+    "OnceOption",
+    "exec_hook",
+    "interval_seconds",
+    "renew",
+    "run_agent",
+]
+
+# The agent options, shared by every renewing command (renew, acme renew).
+ExecOption = Annotated[
+    str | None,
+    typer.Option(
+        "--exec",
+        metavar="CMD",
+        help="Run CMD (split like a shell would, but no shell) after each renewal, with "
+        "GRPCSEC_CERT, GRPCSEC_KEY, GRPCSEC_SERIAL and GRPCSEC_NOT_AFTER set.",
+    ),
+]
+OnceOption = Annotated[
+    bool, typer.Option("--once", help="Renew if due, then exit (for cron and tests).")
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Renew now even if not due (with or without --once).")
+]
+CheckIntervalOption = Annotated[
+    str,
+    typer.Option(
+        "--check-interval",
+        metavar="DURATION",
+        help="Re-read the certificate at least this often (agent mode).",
+    ),
+]
+AgentJsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="JSON on stdout (agent mode: one JSON object per event)."),
+]
 
 
 def _delta(text: str | None, option: str) -> dt.timedelta | None:
@@ -58,7 +98,8 @@ def _delta(text: str | None, option: str) -> dt.timedelta | None:
         raise ConfigurationError(f"{option}: {exc.message}") from exc
 
 
-def _seconds(text: str, option: str) -> float:
+def interval_seconds(text: str, option: str) -> float:
+    """A duration option in seconds (60 when not given)."""
     delta = _delta(text, option)
     return delta.total_seconds() if delta is not None else 60.0
 
@@ -67,7 +108,8 @@ def _moment(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _hook(command: str | None) -> ExecHook | None:
+def exec_hook(command: str | None) -> ExecHook | None:
+    """The ``--exec`` hook (split like a shell would, run without one)."""
     if command is None:
         return None
     try:
@@ -103,22 +145,24 @@ def _say_result(result: RenewalResult) -> None:
 @contextmanager
 def _quiet_library() -> Iterator[None]:
     """In one-shot mode the command reports everything itself; keep the library's own
-    warnings (``renewed X, but the hook failed``) from repeating it on stderr."""
-    logger = logging.getLogger("grpcsec.renew")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    warnings (``renewed X, but the hook failed``, ``no renewal information``) off stderr."""
+    loggers = [logging.getLogger(name) for name in ("grpcsec.renew", "grpcsec.acme")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
-def _once(renewer: Renewer, *, force: bool, json_output: bool) -> None:
+def _once(renewer: RenewalAgent, *, force: bool, json_output: bool) -> None:
     with _quiet_library():
         _renew_once(renewer, force=force, json_output=json_output)
 
 
-def _renew_once(renewer: Renewer, *, force: bool, json_output: bool) -> None:
+def _renew_once(renewer: RenewalAgent, *, force: bool, json_output: bool) -> None:
     now = pki.utcnow()
     with errors_to_exit():
         plan = renewer.plan(now)  # an unreadable certificate is bad input: exit 2
@@ -163,7 +207,9 @@ def _print_step(step: AgentStep) -> None:
         )
 
 
-def _daemon(renewer: Renewer, *, force: bool, json_output: bool, log_format: LogFormat) -> None:
+def _daemon(
+    renewer: RenewalAgent, *, force: bool, json_output: bool, log_format: LogFormat
+) -> None:
     """Run until SIGINT/SIGTERM. Renewals and failures are logged on stderr (and, with
     ``--json``, also printed as one JSON object per line on stdout)."""
     configure_logging(log_format)
@@ -190,6 +236,16 @@ def _daemon(renewer: Renewer, *, force: bool, json_output: bool, log_format: Log
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def run_agent(
+    renewer: RenewalAgent, *, once: bool, force: bool, json_output: bool, log_format: LogFormat
+) -> None:
+    """``--once`` (renew if due or forced, report, exit) or the agent until a signal."""
+    if once:
+        _once(renewer, force=force, json_output=json_output)
+    else:
+        _daemon(renewer, force=force, json_output=json_output, log_format=log_format)
 
 
 @app.command("renew")
@@ -227,29 +283,10 @@ def renew(
             help="Lifetime of the new certificate (default: that of the current one).",
         ),
     ] = None,
-    exec_command: Annotated[
-        str | None,
-        typer.Option(
-            "--exec",
-            metavar="CMD",
-            help="Run CMD (split like a shell would, but no shell) after each renewal, with "
-            "GRPCSEC_CERT, GRPCSEC_KEY, GRPCSEC_SERIAL and GRPCSEC_NOT_AFTER set.",
-        ),
-    ] = None,
-    once: Annotated[
-        bool, typer.Option("--once", help="Renew if due, then exit (for cron and tests).")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Renew now even if not due (with or without --once).")
-    ] = False,
-    check_interval: Annotated[
-        str,
-        typer.Option(
-            "--check-interval",
-            metavar="DURATION",
-            help="Re-read the certificate at least this often (agent mode).",
-        ),
-    ] = "1m",
+    exec_command: ExecOption = None,
+    once: OnceOption = False,
+    force: ForceOption = False,
+    check_interval: CheckIntervalOption = "1m",
     allow_expired: Annotated[
         bool,
         typer.Option(
@@ -265,10 +302,7 @@ def renew(
             help="Re-issue a certificate signed by another CA under this one (CA rollover).",
         ),
     ] = False,
-    json_output: Annotated[
-        bool,
-        typer.Option("--json", help="JSON on stdout (agent mode: one JSON object per event)."),
-    ] = False,
+    json_output: AgentJsonOption = False,
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Renew a certificate at 2/3 of its lifetime with a new key, now or as an agent."""
@@ -281,11 +315,8 @@ def renew(
             every=_delta(every, "--every"),
             allow_expired=allow_expired,
             allow_other_issuer=new_issuer,
-            hook=_hook(exec_command),
-            check_interval=_seconds(check_interval, "--check-interval"),
+            hook=exec_hook(exec_command),
+            check_interval=interval_seconds(check_interval, "--check-interval"),
             record_in=ca_dir,
         )
-    if once:
-        _once(renewer, force=force, json_output=json_output)
-    else:
-        _daemon(renewer, force=force, json_output=json_output, log_format=log_format)
+    run_agent(renewer, once=once, force=force, json_output=json_output, log_format=log_format)

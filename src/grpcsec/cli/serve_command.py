@@ -46,9 +46,10 @@ log = get_logger("grpcsec.serve")
 
 
 def _key_password(config: SecurityConfig) -> bytes | None:
-    """The key's password when the key is encrypted (environment or prompt), else ``None``."""
+    """The key's password when the key is encrypted (environment or prompt), else ``None``.
+    An ACME key is never encrypted, and may not exist yet (the server orders it)."""
     tls = config.tls
-    if tls is None or tls.cert is None or tls.key is None:
+    if tls is None or tls.acme is not None or tls.cert is None or tls.key is None:
         return None
     cert, key = tls.cert, tls.key
     return with_key_password(

@@ -24,6 +24,12 @@ new TLS connection), the authentication and authorization interceptors.
   ``grpcsec exporter`` (:meth:`ServiceMetrics.observe_crl`; one series per source, replaced
   when that source's CRL changes).
 
+* ``grpcsec_tls_certificate_source_info`` (gauge, always 1; role, source: ``file``,
+  ``acme``...), ``grpcsec_tls_certificate_next_renewal_timestamp_seconds`` (gauge; role,
+  source) and ``grpcsec_tls_certificate_renewals_total`` (counter; source, result ``success`` or
+  ``failure``): where the served certificate comes from and how its renewal goes, for a
+  source that renews by itself (:meth:`ServiceMetrics.observe_certificate_source`).
+
 ``role`` is ``server`` (the certificate this process serves) or ``client`` (the one it presents
 to its upstreams); each role has one series, for the current certificate: the previous
 certificate's series is removed when a new one is observed.
@@ -148,6 +154,24 @@ class ServiceMetrics:
             CRL_NEXT_UPDATE, CRL_NEXT_UPDATE_HELP, CRL_LABELS, registry=registry
         )
         self._crl_revoked = Gauge(CRL_REVOKED, CRL_REVOKED_HELP, CRL_LABELS, registry=registry)
+        self._source = Gauge(
+            "grpcsec_tls_certificate_source_info",
+            "Where the certificate this process uses comes from (file, acme, ...); always 1.",
+            ("role", "source"),
+            registry=registry,
+        )
+        self._next_renewal = Gauge(
+            "grpcsec_tls_certificate_next_renewal_timestamp_seconds",
+            "When the certificate's own source plans to renew it, as a Unix timestamp.",
+            ("role", "source"),
+            registry=registry,
+        )
+        self._renewals = Counter(
+            "grpcsec_tls_certificate_renewals",
+            "Renewals the certificate's source attempted, by result (success, failure).",
+            ("source", "result"),
+            registry=registry,
+        )
         self._decision_series: dict[tuple[object, ...], Any] = {}
         self._lock = threading.Lock()
         self._current: dict[str, tuple[str, str, str, str]] = {}
@@ -179,6 +203,23 @@ class ServiceMetrics:
     ) -> None:
         """The leaf this process now presents as a client (``None``: none)."""
         self._observe("client", certificate)
+
+    def observe_certificate_source(
+        self, source: str, *, role: str = "server", next_renewal: dt.datetime | None = None
+    ) -> None:
+        """The certificate of ``role`` comes from ``source`` (a short code: ``file``,
+        ``acme``), which plans to renew it at ``next_renewal`` (``None``: no plan)."""
+        source = _code(source)
+        self._source.labels(role, source).set(1)
+        if next_renewal is not None:
+            self._next_renewal.labels(role, source).set(next_renewal.timestamp())
+
+    def certificate_renewals(self, source: str, *, succeeded: int = 0, failed: int = 0) -> None:
+        """``succeeded`` and ``failed`` more renewal attempts by ``source``."""
+        if succeeded > 0:
+            self._renewals.labels(_code(source), "success").inc(succeeded)
+        if failed > 0:
+            self._renewals.labels(_code(source), "failure").inc(failed)
 
     # -- revocation lists ----------------------------------------------------------------------
     def observe_crl(self, source: str, crl: RevocationList | None) -> None:

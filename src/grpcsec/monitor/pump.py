@@ -34,6 +34,12 @@ class _StatsSource(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
 
+class _RenewalSource(Protocol):
+    renewals: int
+    total_failures: int
+    next_renewal: dt.datetime | None
+
+
 class _CrlSource(Protocol):
     @property
     def state(self) -> tuple[Any, int]: ...  # (CRLSet, generation); revocation is grpc-free
@@ -49,9 +55,15 @@ class MetricsPump:
         rotation: _RotationSource | None = None,
         stats: _StatsSource | None = None,
         crls: _CrlSource | None = None,
+        renewal: _RenewalSource | None = None,
+        source: str | None = None,
         interval: float = 1.0,
     ) -> None:
         self._metrics = metrics
+        self._renewal = renewal
+        self._source = source
+        self._renewed = 0
+        self._renewal_failures = 0
         self._rotation = rotation
         self._stats = stats
         self._crls = crls
@@ -77,6 +89,23 @@ class MetricsPump:
                 self._pump_stats(self._stats)
             if self._crls is not None:
                 self._pump_crls(self._crls)
+            if self._source is not None:
+                self._pump_source(self._source, self._renewal)
+
+    def _pump_source(self, source: str, renewal: _RenewalSource | None) -> None:
+        """Where the served certificate comes from, and its renewals (``renewal``: the agent
+        of a source that renews by itself, e.g. ACME)."""
+        planned = renewal.next_renewal if renewal is not None else None
+        self._metrics.observe_certificate_source(source, next_renewal=planned)
+        if renewal is None:
+            return
+        self._metrics.certificate_renewals(
+            source,
+            succeeded=renewal.renewals - self._renewed,
+            failed=renewal.total_failures - self._renewal_failures,
+        )
+        self._renewed = max(self._renewed, renewal.renewals)
+        self._renewal_failures = max(self._renewal_failures, renewal.total_failures)
 
     def _pump_crls(self, crls: _CrlSource) -> None:
         """The CRLs in service, each under its file, once per new generation."""

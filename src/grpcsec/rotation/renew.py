@@ -23,39 +23,36 @@ previous certificate.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import random
 import subprocess
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 
-from grpcsec.errors import ConfigurationError, GrpcsecError, RotationError
+from grpcsec.errors import ConfigurationError, RotationError
 from grpcsec.material import StrPath
 from grpcsec.pki import (
     CERT_MODE,
     KEY_MODE,
     CertificateAuthority,
-    CertificateInfo,
     PendingFile,
     load_certificate_file,
-    utcnow,
     write_files,
 )
 from grpcsec.pki.layout import CertificateFiles
 from grpcsec.pki.registry import write_issued
+from grpcsec.rotation.agent import RenewalAgent
 from grpcsec.rotation.renew_plan import (
-    AgentStep,
     Backoff,
     RenewalPlan,
     RenewalResult,
     check_issuer,
     check_not_expired,
+    plan_for,
     reissue,
     renewal_backdate,
     renewal_time,
@@ -66,8 +63,6 @@ from grpcsec.text import get_logger
 __all__ = ["ExecHook", "Renewer"]
 
 log = get_logger("grpcsec.renew")
-
-MIN_DELAY = 0.5  # seconds between agent steps at least: never a hot loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,18 +101,16 @@ class ExecHook:
             raise RotationError(f"the hook exited with status {completed.returncode}")
 
 
-class Renewer:
+class Renewer(RenewalAgent):
     """Keeps the certificate at ``cert`` (with its key at ``key``) renewed by ``ca``.
 
-    Use :meth:`plan` / :meth:`renew_if_due` / :meth:`renew` for one-shot work, :meth:`step` for
-    one agent iteration (never raises; returns how long to sleep), :meth:`run` to loop until an
-    event is set, or :meth:`start` / :meth:`stop` for a background thread. ``hook`` runs after
-    every renewal (an :class:`ExecHook`, or any callable; its failure is reported in
-    ``RenewalResult.hook_error`` and does not undo the renewal). ``rng`` draws the jitter
-    (seed it in tests); the draw is fixed per certificate serial, so plans are stable.
-    ``record_in`` is the CA directory whose ``issued.jsonl`` records each renewal
-    (:func:`grpcsec.pki.registry.write_issued`, the write path of every issuing command);
-    ``None`` records nothing (a CA held in memory).
+    Use :meth:`plan` / :meth:`renew_if_due` / :meth:`renew` for one-shot work, and the agent
+    loop of :class:`~grpcsec.rotation.agent.RenewalAgent` (:meth:`step`, :meth:`run`,
+    :meth:`start` / :meth:`stop`) otherwise. ``hook`` runs after every renewal (an
+    :class:`ExecHook`, or any callable). ``rng`` draws the jitter (seed it in tests); the draw
+    is fixed per certificate serial, so plans are stable. ``record_in`` is the CA directory
+    whose ``issued.jsonl`` records each renewal (:func:`grpcsec.pki.registry.write_issued`, the
+    write path of every issuing command); ``None`` records nothing (a CA held in memory).
 
     Counters for metrics: ``renewals``, ``failures`` (consecutive), ``total_failures``,
     ``last_result``, ``last_error``.
@@ -143,43 +136,23 @@ class Renewer:
             raise ConfigurationError("the certificate lifetime must be positive")
         if every is not None and every <= dt.timedelta(0):
             raise ConfigurationError("the renewal period (--every) must be positive")
-        if check_interval <= 0:
-            raise ConfigurationError("the check interval must be positive")
+        super().__init__(
+            cert, key, hook=hook, backoff=backoff, check_interval=check_interval, rng=rng
+        )
         self.ca = ca
-        self.cert = Path(cert)
-        self.key = Path(key)
         self.lifetime = lifetime
         self.every = every
         self.allow_expired = allow_expired
         self.allow_other_issuer = allow_other_issuer
-        self.hook = hook
         self.record_in = Path(record_in) if record_in is not None else None
-        self.backoff = backoff or Backoff()
-        self.check_interval = check_interval
-        self._rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
-        self._draws: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.renewals = 0
-        self.failures = 0
-        self.total_failures = 0
-        self.last_result: RenewalResult | None = None
-        self.last_error: GrpcsecError | None = None
 
     # -- planning -----------------------------------------------------------------------------
-    def _draw(self, serial: str) -> float:
-        if serial not in self._draws:
-            if len(self._draws) > 64:
-                self._draws.clear()
-            self._draws[serial] = self._rng.random()
-        return self._draws[serial]
-
     def _renew_at(self, leaf: x509.Certificate) -> dt.datetime:
         return renewal_time(
             leaf.not_valid_before_utc,
             leaf.not_valid_after_utc,
             every=self.every,
-            draw=self._draw(f"{leaf.serial_number:x}"),
+            draw=self.draw(f"{leaf.serial_number:x}"),
         )
 
     def _leaf(self) -> x509.Certificate:
@@ -191,16 +164,7 @@ class Renewer:
         otherwise a wrong ``--ca-dir`` would read "not due" until the day renewal fails."""
         leaf = self._leaf()
         self._check_issuer(leaf)
-        info = CertificateInfo.of(leaf)
-        return RenewalPlan(
-            path=str(self.cert),
-            serial=info.serial,
-            subject=info.subject,
-            not_before=info.not_before,
-            not_after=info.not_after,
-            renew_at=self._renew_at(leaf),
-            now=now,
-        )
+        return plan_for(leaf, self.cert, renew_at=self._renew_at(leaf), now=now)
 
     # -- renewing -----------------------------------------------------------------------------
     def _check_issuer(self, leaf: x509.Certificate) -> None:
@@ -208,8 +172,9 @@ class Renewer:
             leaf, self.ca.certificate, allow_other_issuer=self.allow_other_issuer, path=self.cert
         )
 
-    def renew(self, now: dt.datetime) -> RenewalResult:
-        """Renew now, due or not (an expired certificate only with ``allow_expired``)."""
+    def issue(self, now: dt.datetime) -> RenewalResult:
+        """Re-issue now, due or not (an expired certificate only with ``allow_expired``); the
+        hook is :meth:`renew`'s."""
         leaf = self._leaf()
         if not self.allow_expired:
             check_not_expired(leaf, now, path=self.cert)
@@ -238,7 +203,6 @@ class Renewer:
             renew_at=self._renew_at(new),
             renewed_at=now,
         )
-        self.renewals += 1
         log.info(
             "renewed %s: serial %s -> %s, valid until %s",
             self.cert,
@@ -246,98 +210,4 @@ class Renewer:
             result.serial,
             rfc3339(result.not_after),
         )
-        if self.hook is not None:
-            try:
-                self.hook(result)
-            except Exception as exc:  # noqa: BLE001 (reported in the result; renewal stands)
-                log.warning("renewed %s, but the hook failed: %s", self.cert, exc)
-                result = dataclasses.replace(result, hook_ran=True, hook_error=str(exc))
-            else:
-                result = dataclasses.replace(result, hook_ran=True)
-        self.last_result = result
         return result
-
-    def renew_if_due(self, now: dt.datetime) -> RenewalResult | None:
-        """Renew when the plan says so; ``None`` when not due yet."""
-        plan = self.plan(now)
-        return self.renew(now) if plan.due else None
-
-    # -- the agent ------------------------------------------------------------------------------
-    def step(self, now: dt.datetime, *, force: bool = False) -> float:
-        """One agent iteration at ``now``: renew if due (or ``force``); return the seconds to
-        sleep.
-
-        Never raises: a failure is logged (once per distinct message), counted, kept in
-        ``last_error``, and answered with a backoff delay.
-        """
-        try:
-            plan = self.plan(now)
-            if plan.due or force:
-                result = self.renew(now)
-                next_at = result.renew_at
-            else:
-                next_at = plan.renew_at
-        except GrpcsecError as exc:
-            self.failures += 1
-            self.total_failures += 1
-            if self.last_error is None or str(self.last_error) != str(exc):
-                log.error("renewal of %s failed: %s", self.cert, exc)  # noqa: TRY400 (one line)
-            self.last_error = exc
-            return self.backoff.delay(self.failures, self._rng.random())
-        self.failures = 0
-        self.last_error = None
-        until = (next_at - now).total_seconds()
-        return max(MIN_DELAY, min(self.check_interval, until))
-
-    def run(
-        self,
-        stop: threading.Event,
-        *,
-        clock: Callable[[], dt.datetime] = utcnow,
-        max_iterations: int | None = None,
-        force_first: bool = False,
-        on_step: Callable[[AgentStep], None] | None = None,
-    ) -> None:
-        """Call :meth:`step` until ``stop`` is set (or ``max_iterations`` steps). The first step
-        renews even when not due with ``force_first``; ``on_step`` hears what each step did
-        (a renewal, a new failure, the delay), e.g. to print events; it runs on this thread."""
-        iterations = 0
-        while not stop.is_set():
-            renewals, error = self.renewals, self.last_error
-            delay = self.step(clock(), force=force_first and iterations == 0)
-            iterations += 1
-            if on_step is not None:
-                failed = self.last_error is not None and self.last_error is not error
-                on_step(
-                    AgentStep(
-                        renewed=self.last_result if self.renewals != renewals else None,
-                        error=self.last_error if failed else None,
-                        failures=self.failures,
-                        delay=delay,
-                    )
-                )
-            if max_iterations is not None and iterations >= max_iterations:
-                return
-            stop.wait(delay)
-
-    def start(self, *, clock: Callable[[], dt.datetime] = utcnow) -> Renewer:
-        """Run the agent in a daemon thread until :meth:`stop`; returns ``self``."""
-        if self._thread is not None and self._thread.is_alive():
-            return self
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self.run,
-            args=(self._stop,),
-            kwargs={"clock": clock},
-            daemon=True,
-            name=f"grpcsec-renew {self.cert.name}",
-        )
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the background thread started by :meth:`start`."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)

@@ -40,6 +40,7 @@ __all__ = [
     "RenewalResult",
     "check_issuer",
     "check_not_expired",
+    "plan_for",
     "reissue",
     "renewal_backdate",
     "renewal_time",
@@ -117,6 +118,21 @@ class RenewalPlan:
             "due": self.due,
             "expired": self.expired,
         }
+
+
+def plan_for(
+    leaf: x509.Certificate, path: str | Path, *, renew_at: dt.datetime, now: dt.datetime
+) -> RenewalPlan:
+    """The plan for ``leaf`` (read from ``path``) renewed at ``renew_at``, seen at ``now``."""
+    return RenewalPlan(
+        path=str(path),
+        serial=f"{leaf.serial_number:x}",
+        subject=leaf.subject.rfc4514_string(),
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        renew_at=renew_at,
+        now=now,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

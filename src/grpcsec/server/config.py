@@ -7,6 +7,7 @@ The schema mirrors the ``serve`` flags (docs/server.md has the table)::
     listen = "127.0.0.1:50051"      # or a list; ":PORT" = every interface
     [tls]      cert, key, client_ca, next_ca, reload, reload_interval, max_connection_age,
                allow_weak_keys, crl, allow_undetermined, spiffe_socket
+    [tls.acme] directory, domains, directory_ca, account_key, email, http_port, key_type
     [authn]    allow_cns, allow_spiffe_ids, allow_trust_domains, allow_spiffe_prefixes,
                trust_bundles, allow_dns_names, allow_fingerprints, allow_any_client, jwks,
                jwks_ca, issuers, audiences, require_scopes, exempt
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from grpcsec.acme.config import AcmeConfig
 from grpcsec.authn.options import AuthnOptions
 from grpcsec.errors import ConfigurationError
 from grpcsec.fileio import FileKind, read_file
@@ -72,11 +74,20 @@ class TLSConfig:
     allow_undetermined: bool = False
     """Allow a call whose revocation cannot be decided (a configured CRL expired, not yet
     valid or wrongly signed) instead of refusing it; logged either way."""
+    acme: AcmeConfig | None = None
+    """Where ``cert``/``key`` come from when an ACME CA issues them (``[tls.acme]``): issued
+    before the server binds when missing or due, then renewed in place by a background agent
+    (docs/acme.md); the file watcher swaps each renewal in."""
 
     spiffe_socket: WorkloadAPIAddress | None = None
     """The Workload API to take the certificate, key and client-CA bundles from."""
 
     def __post_init__(self) -> None:
+        if self.spiffe_socket is not None and self.acme is not None:
+            raise ConfigurationError(
+                "tls.spiffe_socket (--spiffe-socket) and tls.acme are two sources of the "
+                "serving certificate: choose one"
+            )
         if self.spiffe_socket is not None:
             given = [n for n in ("cert", "key", "client_ca", "next_ca") if getattr(self, n)]
             if given:
@@ -97,11 +108,22 @@ class TLSConfig:
             raise ConfigurationError(
                 "tls.allow_undetermined (--allow-undetermined) needs tls.crl (--crl)"
             )
+        if self.acme is not None and not self.reload:
+            raise ConfigurationError(
+                "tls.acme renews the certificate files in place: keep tls.reload = true"
+            )
 
     @property
     def mutual(self) -> bool:
         """Whether client certificates are required and verified."""
         return self.client_ca is not None or self.spiffe_socket is not None
+
+    @property
+    def source(self) -> str:
+        """Where the serving certificate comes from: ``file``, ``acme`` or ``spiffe``."""
+        if self.spiffe_socket is not None:
+            return "spiffe"
+        return "acme" if self.acme is not None else "file"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,6 +246,8 @@ class SecurityConfig:
                 value = getattr(tls, name)
                 if value is not None:
                     data["tls"][name] = str(value)
+            if tls.acme is not None:
+                data["tls"]["acme"] = tls.acme.to_mapping()
         data["authn"] = {
             "allow_cns": list(authn.allow_common_names),
             "allow_spiffe_ids": list(authn.allow_spiffe_ids),

@@ -97,6 +97,16 @@ def _tls_source(
     )
 
 
+def _acme_renewer(config: SecurityConfig, clock: Clock) -> Any:  # noqa: ANN401 (AcmeRenewer)
+    """With ``[tls.acme]``: the renewer, after issuing now if the files are missing or due."""
+    tls = config.tls
+    if tls is None or tls.acme is None or tls.cert is None or tls.key is None:
+        return None  # (TLSConfig requires cert and key beside acme)
+    from grpcsec.acme.renewer import server_renewer  # noqa: PLC0415 (optional extra)
+
+    return server_renewer(tls.acme, tls.cert, tls.key, clock=clock)
+
+
 def _client_cas(tls: ServerTLS | ReloadingServerTLS) -> Callable[[], tuple[x509.Certificate, ...]]:
     """The client CAs in service (rotated ones included), for checks that judge chains."""
     if isinstance(tls, ReloadingServerTLS):
@@ -149,6 +159,7 @@ class ServerCore:
         self._pump: MetricsPump | None = None
         self._lock = threading.Lock()
         self._running = False
+        self.renewer = _acme_renewer(config, clock)  # issues before anything binds
         self.tls = _tls_source(config, clock, key_password)
         try:
             self._assemble(interceptors, options)
@@ -235,6 +246,8 @@ class ServerCore:
         rotation = self.reloading
         if rotation is not None:
             rotation.start()
+        if self.renewer is not None:
+            self.renewer.start(clock=self.clock.now)
         if self.crls is not None:
             self.crls.start()
         if self.metrics is not None and self.config.metrics is not None:
@@ -242,7 +255,12 @@ class ServerCore:
                 self.metrics.registry, self.config.metrics.listen, status=status
             )
             self._pump = MetricsPump(
-                self.metrics, rotation=rotation, stats=self.guard.stats, crls=self.crls
+                self.metrics,
+                rotation=rotation,
+                stats=self.guard.stats,
+                crls=self.crls,
+                renewal=self.renewer,
+                source=self.config.tls.source if self.config.tls is not None else None,
             )
             if isinstance(self.tls, ServerTLS):
                 self.metrics.observe_serving_certificate(self.tls.identity.leaf)
@@ -265,6 +283,8 @@ class ServerCore:
         if self._exporter is not None:
             self._exporter.stop()
             self._exporter = None
+        if self.renewer is not None:
+            self.renewer.stop()
         rotation = self.reloading
         if rotation is not None:
             rotation.stop()

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from grpcsec.acme.config import ACME_KEYS, read_acme_table
 from grpcsec.authn.options import HEALTH_METHODS, AuthnOptions
 from grpcsec.errors import ConfigurationError, GrpcsecError
 from grpcsec.pki.validity import parse_duration
@@ -74,6 +75,7 @@ _TLS = (
     "crl",
     "allow_undetermined",
     "spiffe_socket",
+    "acme",
 )
 _AUTHN = (
     "allow_cns",
@@ -96,6 +98,7 @@ _METRICS = ("listen",)
 SCHEMA: dict[str, tuple[str, ...]] = {
     "": _TOP,
     "tls": _TLS,
+    "tls.acme": ACME_KEYS,
     "authn": _AUTHN,
     "authz": _AUTHZ,
     "metrics": _METRICS,
@@ -251,6 +254,11 @@ class _Reader:
         if "max_connection_age" in data:
             values["max_connection_age"] = self._seconds(
                 "tls.max_connection_age", data["max_connection_age"], zero=True
+            )
+        if "acme" in data:
+            self._known("tls.acme", data["acme"])
+            values["acme"] = read_acme_table(
+                data["acme"], cert=values["cert"], path=self._path, text=self._str, texts=self._strs
             )
         return TLSConfig(**values)
 

@@ -1,7 +1,9 @@
 """The status document of a secured server: ``SecureServer.status()`` and ``GET /status``.
 
 What a person on call asks first (after ghostunnel's ``/_status``): which certificate is being
-served and did the last reload work; which CAs are trusted for clients; which CRLs are enforced
+served, where it comes from (``source``: ``file``, ``acme``), when its source renews it next and
+how the last renewal went (``renewal``, for a source that renews by itself), and did the last
+reload work; which CAs are trusted for clients; which CRLs are enforced
 (source, issuer, number, next update, entries) and did their last reload work; which policy is
 in force and when it was loaded; which token keys are known and when they were fetched; how many
 calls were allowed and refused, and why. Everything is a public fact (serials, fingerprints, key
@@ -44,18 +46,44 @@ def _anchors(certificates: tuple[x509.Certificate, ...] | list[x509.Certificate]
     ]
 
 
+def _renewal(core: ServerCore) -> dict[str, Any] | None:
+    """The renewal agent of a source that renews by itself (ACME): plan and last result."""
+    renewer = core.renewer
+    if renewer is None:
+        return None
+    result, error = renewer.last_result, renewer.last_error
+    return {
+        "next_renewal": _moment(renewer.next_renewal),
+        "renewals": renewer.renewals,
+        "failures": renewer.total_failures,
+        "last_result": None if result is None else result.to_json(),
+        "last_error": None if error is None else str(error),
+    }
+
+
 def _tls(core: ServerCore) -> tuple[dict[str, Any] | None, list[Any]]:
+    source = core.config.tls.source if core.config.tls is not None else None
     rotation = core.reloading
     if rotation is not None:
         material = rotation.material
         status = rotation.status().to_json()
+        tls = {
+            **_certificate(material.leaf),
+            "source": source,
+            "renewal": _renewal(core),
+            "reload": status,
+        }
         workload = core.workload
-        tls = {**_certificate(material.leaf), "source": "file", "reload": status}
         if workload is not None:
-            tls.update(source="spiffe", spiffe=workload.status().to_json())
+            tls["spiffe"] = workload.status().to_json()
         return tls, _anchors(material.client_cas)
     if isinstance(core.tls, ServerTLS):
-        tls = {**_certificate(core.tls.identity.leaf), "source": "file", "reload": None}
+        tls = {
+            **_certificate(core.tls.identity.leaf),
+            "source": source,
+            "renewal": None,
+            "reload": None,
+        }
         bundle = core.tls.client_ca
         anchors = [] if bundle is None else _anchors(load_certificates(bundle.pem))
         return tls, anchors
