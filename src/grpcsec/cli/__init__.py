@@ -23,12 +23,18 @@ __all__ = ["app", "main"]
 # Commands that explain a failed connection themselves (call, doctor, check) silence core
 # entirely, so its "E1205 ... SSLV3_ALERT_BAD_CERTIFICATE" lines never come before (or instead
 # of) grpcsec's one-line explanation; always, since a GRPC_VERBOSITY inherited from a parent
-# grpcsec would otherwise win. GRPCSEC_DEBUG=1 keeps core's lines.
+# grpcsec would otherwise win. `serve` asks core for INFO, where core reports a failed
+# handshake, and retells those lines through grpcsec's logger (cli/_core_log.py).
+# GRPCSEC_DEBUG=1 keeps core's lines as they are.
 DEBUG_ENV = "GRPCSEC_DEBUG"
 _EXPLAINING_COMMANDS = frozenset({"call", "doctor", "check"})
+_RETELLING_COMMANDS = frozenset({"serve"})
 _command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+RETELL_CORE_LOG = _command in _RETELLING_COMMANDS and not os.environ.get(DEBUG_ENV)
 if _command in _EXPLAINING_COMMANDS and not os.environ.get(DEBUG_ENV):
     os.environ["GRPC_VERBOSITY"] = "NONE"
+elif RETELL_CORE_LOG:
+    os.environ["GRPC_VERBOSITY"] = "INFO"
 else:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
