@@ -43,7 +43,7 @@ app = typer.Typer(
     cls=HelpGroup,
     help="Secure gRPC services: certificates, TLS/mTLS credentials, identity and diagnostics.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (docs/cli.md)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -123,7 +123,7 @@ def main() -> None:
       the traceback.
     """
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="grpcsec")
     except Exception as exc:  # the documented last net (see the docstring)
         if os.environ.get(DEBUG_ENV):
             raise

@@ -14,7 +14,8 @@ interpreted: the consoles parse neither Rich markup nor emoji codes unless a cal
 ``markup=True`` for grpcsec's own words, and then every interpolated value goes through
 :func:`escape` (markup-escaped and :func:`~grpcsec.text.inert`); plain values printed without
 markup go through :func:`~grpcsec.text.inert`. JSON is written with ``ensure_ascii``, so control
-and bidi characters appear as ``\\u`` escapes.
+and bidi characters appear as ``\\u`` escapes, and names its schema (``"schema":
+"grpcsec.<command>/1"``, :func:`json_schema`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape as escape_markup
 from rich.text import Text
+from typer._click.globals import get_current_context  # Typer's vendored Click, not re-exported
 
 from grpcsec.errors import ConfigurationError, GrpcsecError, PasswordError
 from grpcsec.material import KeyPair, load_key_pair
@@ -47,11 +49,13 @@ __all__ = [
     "errors_to_exit",
     "escape",
     "fail",
+    "json_schema",
     "load_identity",
     "make_console",
     "print_json",
     "read_password",
     "stderr",
+    "versioned",
     "with_key_password",
 ]
 
@@ -106,10 +110,40 @@ def errors_to_exit() -> Iterator[None]:
         fail(str(exc))
 
 
-def print_json(value: object) -> None:
-    """Print ``value`` as indented JSON on stdout (no Rich markup or wrapping)."""
+SCHEMA_VERSIONS: dict[str, int] = {}
+"""A command's JSON schema version when it is not 1 (``"grpcsec.inspect": 2``): raise it when
+a key is removed or changes meaning; adding a key keeps the version."""
+
+
+def json_schema() -> str | None:
+    """``grpcsec.<command path>/<version>`` of the command running now (``grpcsec.issue.server/1``),
+    from Click's context, so every command, present or future, is named the same way; ``None``
+    outside a command."""
+    ctx = get_current_context(silent=True)
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(str(ctx.info_name))
+        ctx = ctx.parent
+    if not names:
+        return None
+    name = ".".join(["grpcsec", *reversed(names)])
+    return f"{name}/{SCHEMA_VERSIONS.get(name, 1)}"
+
+
+def versioned(value: object) -> object:
+    """``value`` with ``"schema"`` (:func:`json_schema`) as its first key when it is an object."""
+    schema = json_schema()
+    if not isinstance(value, dict) or schema is None:
+        return value
+    return {"schema": schema, **value}
+
+
+def print_json(value: object, *, schema: bool = True) -> None:
+    """Print ``value`` as indented JSON on stdout (no Rich markup or wrapping), with its
+    ``"schema"`` unless ``schema=False`` (a document of a standard format, such as a JWKS)."""
+    document = versioned(value) if schema else value
     # ensure_ascii (explicit): control, C1 and bidi characters leave as \u escapes
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=True, default=str) + "\n")
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=True, default=str) + "\n")
     sys.stdout.flush()
 
 

@@ -38,6 +38,7 @@ from grpcsec.cli._common import (
     fail,
     print_json,
     stderr,
+    versioned,
 )
 from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
 from grpcsec.cli._pki import load_ca
@@ -145,7 +146,7 @@ def _renew_once(renewer: Renewer, *, force: bool, json_output: bool) -> None:
 
 def _event(value: dict[str, object]) -> None:
     """One JSON object on one line (JSON Lines), flushed at once for whoever tails it."""
-    sys.stdout.write(json.dumps(value, sort_keys=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(versioned(value), sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 
 

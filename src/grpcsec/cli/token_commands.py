@@ -339,4 +339,4 @@ def jwks_command(
             )
             entries.append((public, kids[index] if kids else None))
         document = public_jwks(entries)
-    print_json(document)
+    print_json(document, schema=False)  # a JWKS (RFC 7517), read by JWT libraries
