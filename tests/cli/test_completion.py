@@ -21,11 +21,15 @@ def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_show_completion_prints_a_script_for_grpcsec() -> None:
-    result = _run("--show-completion")
+def test_show_completion_prints_a_script_for_the_shell_it_runs_from() -> None:
+    # run from bash, as a person would: Typer finds the shell among the parent processes
+    result = subprocess.run(
+        ["bash", "-c", '"$0" -m grpcsec --show-completion; exit $?', sys.executable],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "_GRPCSEC_COMPLETE" in result.stdout
-    assert "grpcsec" in result.stdout
+    assert "_GRPCSEC_COMPLETE=complete_bash" in result.stdout
+    assert "complete -o default -F _grpcsec_completion grpcsec" in result.stdout
     assert "Traceback" not in result.stderr
 
 

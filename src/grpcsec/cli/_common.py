@@ -32,6 +32,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape as escape_markup
+from rich.table import Table
 from rich.text import Text
 from typer._click.globals import get_current_context  # Typer's vendored Click, not re-exported
 
@@ -45,6 +46,7 @@ __all__ = [
     "EXIT_USAGE",
     "PASSWORD_ENV",
     "AllowWeakKeysOption",
+    "JsonOption",
     "console",
     "errors_to_exit",
     "escape",
@@ -53,6 +55,7 @@ __all__ = [
     "load_identity",
     "make_console",
     "print_json",
+    "print_table",
     "read_password",
     "stderr",
     "versioned",
@@ -86,6 +89,11 @@ def escape(value: object) -> str:
     return escape_markup(inert(value))
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout (docs/json.md).")
+]
+"""``--json`` of every command that reports something: one wording everywhere."""
+
 AllowWeakKeysOption = Annotated[
     bool,
     typer.Option(
@@ -93,6 +101,41 @@ AllowWeakKeysOption = Annotated[
         help="Accept RSA < 2048 bits, DSA, EC < 256 bits or SHA-1/MD5 signatures in our chain.",
     ),
 ]
+
+
+_UNBOUNDED = 100_000
+
+
+def print_table(table: Table, *, out: Console | None = None) -> None:
+    """Print ``table`` so it survives a narrow terminal, a pipe and a CI log.
+
+    On a terminal wide enough for every cell on one line: Rich's table, with colour unless
+    ``NO_COLOR`` is set. Otherwise (a pipe, a file, a terminal narrower than the table): a
+    plain layout, the title, then one line per row with the columns padded and separated by
+    two spaces, no box and no colour, and never a cell folded across lines, so a fingerprint or
+    a path stays whole and ``grep``/``awk`` see one row per line.
+    """
+    out = out or console
+    unbounded = out.options.update_width(_UNBOUNDED)  # Rich clamps a measure to the width
+    if out.is_terminal and out.measure(table, options=unbounded).maximum <= out.width:
+        out.print(table)
+        return
+    columns = [[_plain(column.header), *map(_plain, column.cells)] for column in table.columns]
+    widths = [max(map(len, cells)) for cells in columns]
+    lines = [_plain(table.title)] if table.title else []
+    for row in zip(*columns, strict=True):
+        cells = [
+            cell.rjust(width) if column.justify == "right" else cell.ljust(width)
+            for cell, width, column in zip(row, widths, table.columns, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    out.file.write("\n".join(lines) + "\n")
+    out.file.flush()
+
+
+def _plain(cell: object) -> str:
+    """The text of a table cell without style (a :class:`Text` or a string), made inert."""
+    return inert(cell.plain if isinstance(cell, Text) else str(cell))
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -25,6 +25,7 @@ from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,
     AllowWeakKeysOption,
+    JsonOption,
     console,
     errors_to_exit,
     escape,
@@ -116,7 +117,9 @@ def call(
     health: Annotated[
         bool, typer.Option("--health", help="Call grpc.health.v1.Health/Check instead.")
     ] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 5.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait.")
+    ] = 5.0,
     token: Annotated[
         str | None,
         typer.Option(
@@ -129,7 +132,7 @@ def call(
         Path | None, typer.Option("--token-file", metavar="FILE", help="Read the token here.")
     ] = None,
     allow_weak_keys: AllowWeakKeysOption = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Call SayHello (or the health check) on TARGET and print the reply or why it failed."""
     with errors_to_exit():

@@ -21,6 +21,7 @@ from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    JsonOption,
     console,
     errors_to_exit,
     escape,
@@ -40,8 +41,6 @@ from grpcsec.pki.crl import load_crl_file
 from grpcsec.pki.validity import parse_time
 
 __all__: list[str] = []
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 def _when(moment: dt.datetime) -> str:
@@ -189,7 +188,7 @@ def verify_command(
             help="The certificate; any further certificates in the file are intermediates.",
         ),
     ],
-    ca: Annotated[Path, typer.Option("--ca", metavar="BUNDLE", help="Trusted CA certificate(s).")],
+    ca: Annotated[Path, typer.Option("--ca", metavar="FILE", help="Trusted CA certificate(s).")],
     untrusted: Annotated[
         Path | None,
         typer.Option("--untrusted", metavar="FILE", help="More intermediate certificates."),
@@ -205,7 +204,7 @@ def verify_command(
     key: Annotated[
         Path | None,
         typer.Option(
-            "--key", metavar="KEYFILE", help="Also check that this private key belongs to CERT."
+            "--key", metavar="FILE", help="Also check that this private key belongs to CERT."
         ),
     ] = None,
     at: Annotated[

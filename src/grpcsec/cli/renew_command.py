@@ -41,9 +41,8 @@ from grpcsec.cli._common import (
     versioned,
 )
 from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
-from grpcsec.cli._pki import load_ca
+from grpcsec.cli._pki import CaDirOption, load_ca
 from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
-from grpcsec.pki.layout import CA_CERT, CA_KEY
 from grpcsec.rotation.renew import ExecHook, Renewer
 from grpcsec.rotation.renew_plan import AgentStep, RenewalPlan, RenewalResult
 
@@ -196,15 +195,7 @@ def _daemon(renewer: Renewer, *, force: bool, json_output: bool, log_format: Log
 @app.command("renew")
 def renew(
     *,
-    ca_dir: Annotated[
-        Path,
-        typer.Option(
-            "--ca-dir",
-            metavar="DIR",
-            help=f"Directory of the issuing CA: {CA_CERT} and {CA_KEY} (password from "
-            "GRPCSEC_KEY_PASSWORD or a prompt when encrypted).",
-        ),
-    ],
+    ca_dir: CaDirOption,
     cert: Annotated[
         Path, typer.Option("--cert", metavar="FILE", help="The certificate chain to renew.")
     ],
