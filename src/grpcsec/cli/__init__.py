@@ -102,7 +102,9 @@ def _usage_line(exc: Exception) -> tuple[str, int] | None:
         return None
     from grpcsec.text import inert  # noqa: PLC0415
 
-    text = inert(str(message()).strip().rstrip("."))
+    # Typer's value coercion words a bad choice "Value error, 'x' is not one of ...": the
+    # phrase says nothing to a person
+    text = inert(str(message()).strip().rstrip(".").replace("Value error, ", ""))
     ctx = getattr(exc, "ctx", None)
     path = getattr(ctx, "command_path", None)
     fix = f"; fix: see '{inert(path)} --help'" if path else ""

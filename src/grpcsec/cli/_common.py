@@ -23,6 +23,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ __all__ = [
     "PASSWORD_ENV",
     "AllowWeakKeysOption",
     "JsonOption",
+    "cli_words",
     "console",
     "errors_to_exit",
     "escape",
@@ -57,6 +59,7 @@ __all__ = [
     "print_json",
     "print_table",
     "read_password",
+    "say_error",
     "stderr",
     "versioned",
     "with_key_password",
@@ -138,9 +141,26 @@ def _plain(cell: object) -> str:
     return inert(cell.plain if isinstance(cell, Text) else str(cell))
 
 
+_LIBRARY_OPTION = re.compile(r"\b[a-z][a-z0-9_]*=\S+ \((--[a-z0-9-]+)\)")
+"""How a library message names an option for both audiences: ``allow_weak_keys=True
+(--allow-weak-keys)``."""
+
+
+def cli_words(message: str) -> str:
+    """``message`` in the command line's words: each ``python_name=value (--flag)`` of a library
+    message becomes ``--flag``, so a person never reads a Python parameter name."""
+    return _LIBRARY_OPTION.sub(r"\1", message)
+
+
+def say_error(message: str) -> None:
+    """Print the one ``error: message`` line on stderr, in the command line's words
+    (:func:`cli_words`), inert and never read as markup. Every command's errors go through here."""
+    stderr.print(Text.assemble(("error:", "bold red"), " ", inert(cli_words(message))))
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print ``error: message`` (shown inert, never as markup) on stderr and exit with ``code``."""
-    stderr.print(Text.assemble(("error:", "bold red"), " ", inert(message)))
+    """:func:`say_error` and exit with ``code``."""
+    say_error(message)
     raise typer.Exit(code)
 
 

@@ -28,11 +28,10 @@ from grpcsec.cli._common import (
     JsonOption,
     console,
     errors_to_exit,
-    escape,
     fail,
     load_identity,
     print_json,
-    stderr,
+    say_error,
 )
 from grpcsec.credentials import ChannelTLS
 from grpcsec.demo.greeter import say_hello
@@ -195,7 +194,7 @@ def _report(result: dict[str, object], *, json_output: bool) -> None:
         line = (
             f"{result['code']} ({result['diagnosis']}): {result['meaning']}; fix: {result['fix']}"
         )
-        stderr.print(f"[bold red]error:[/] {escape(line)}", markup=True)
+        say_error(line)
     elif "health" in result:
         console.print(inert(result["health"]))
     else:

@@ -26,7 +26,7 @@ from grpcsec.cli._common import (
     errors_to_exit,
     escape,
     print_json,
-    stderr,
+    say_error,
 )
 from grpcsec.cli._pki import load_key
 from grpcsec.errors import (
@@ -163,7 +163,7 @@ def inspect_command(
             certificates = pki.load_certificate_file(path)
         except GrpcsecError as exc:
             failed = True
-            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+            say_error(str(exc))
             results.append({"path": str(path), "error": exc.message})
             continue
         report = pki.inspect_bundle(certificates)

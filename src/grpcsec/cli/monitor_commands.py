@@ -35,6 +35,7 @@ from grpcsec.cli._common import (
     fail,
     print_json,
     print_table,
+    say_error,
     stderr,
     with_key_password,
 )
@@ -194,7 +195,7 @@ def check_command(
             console.print(f"[{style}]{label}:[/] {where}: {escape(finding.message)}", markup=True)
         console.print(check_summary(report))
     for error in report.errors:
-        stderr.print(f"[bold red]error:[/] {escape(error.message)}", markup=True)
+        say_error(error.message)
     raise typer.Exit(int(report.exit_code))
 
 

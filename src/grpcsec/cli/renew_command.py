@@ -37,7 +37,7 @@ from grpcsec.cli._common import (
     escape,
     fail,
     print_json,
-    stderr,
+    say_error,
     versioned,
 )
 from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
@@ -95,9 +95,7 @@ def _say_result(result: RenewalResult) -> None:
         markup=True,
     )
     if result.hook_error is not None:
-        stderr.print(
-            f"[bold red]error:[/] the hook failed: {escape(result.hook_error)}", markup=True
-        )
+        say_error(f"the hook failed: {result.hook_error}")
 
 
 @contextmanager
