@@ -146,7 +146,7 @@ def inspect_command(
     *,
     files: Annotated[
         list[Path],
-        typer.Argument(metavar="FILE...", help="PEM bundles or DER certificates."),
+        typer.Argument(metavar="FILE", help="PEM bundles or DER certificates."),
     ],
     json_output: JsonOption = False,
     pem: Annotated[bool, typer.Option("--pem", help="Also print each certificate's PEM.")] = False,
