@@ -80,7 +80,7 @@ KeyTypeOption = Annotated[
         case_sensitive=False,
         help="Key type of the new key(s): "
         + ", ".join(member.value for member in KeyType)
-        + " (default ecdsa-p256).",
+        + ".",
     ),
 ]
 ForceOption = Annotated[
