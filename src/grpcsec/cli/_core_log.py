@@ -74,7 +74,7 @@ use``), or that only describe the INFO level grpcsec asked for."""
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Retold:
     """What to do with one core line: log ``message`` at ``level``; ``key`` names the kind
-    of handshake failure for rate limiting (``None``: not limited)."""
+    of handshake failure (reason and detail) for rate limiting (``None``: not limited)."""
 
     level: int
     message: str
@@ -109,7 +109,7 @@ def retell(line: str) -> Retold | None:
         return Retold(
             level=logging.WARNING,
             message=f"TLS handshake with a client failed: {code}: {meaning}",
-            key=code,
+            key=f"{code}: {meaning}",  # an expired certificate is not held back by an unknown CA
         )
     level = _LEVELS.get(match["severity"], logging.ERROR)
     if any(text in message for text in _EXPLAINED_ELSEWHERE):
