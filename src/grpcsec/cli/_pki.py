@@ -78,9 +78,7 @@ KeyTypeOption = Annotated[
         "--key-type",
         metavar="TYPE",
         case_sensitive=False,
-        help="Key type of the new key(s): "
-        + ", ".join(member.value for member in KeyType)
-        + ".",
+        help="Key type of the new key(s): " + ", ".join(member.value for member in KeyType) + ".",
     ),
 ]
 ForceOption = Annotated[
