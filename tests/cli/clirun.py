@@ -5,12 +5,15 @@ itself. Test modules that want no password or forced colours from the environmen
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from cryptography import x509
 from typer.testing import CliRunner, Result
 
@@ -18,6 +21,7 @@ from grpcsec.cli import app
 
 __all__ = [
     "PASSWORD_ENV",
+    "assert_no_python_names",
     "assert_one_error_line",
     "certs",
     "eku",
@@ -59,14 +63,41 @@ def ok(result: Result) -> Result:
     return result
 
 
+LIBRARY_NAMES = frozenset({"allow_other_issuer", "allow_expired", "key_password"})
+"""Library keyword names that a CLI message once showed; the CLI's own come from the app."""
+
+
+def python_names() -> frozenset[str]:
+    """Python parameter names an error line must never show: the CLI's own (``json_output``,
+    ``ca_dir``: each command's parameters with an underscore) and :data:`LIBRARY_NAMES`."""
+    found = set(LIBRARY_NAMES)
+    pending = [typer.main.get_command(app)]
+    while pending:
+        command: Any = pending.pop()
+        found |= {p.name for p in command.params if p.name and "_" in p.name}
+        names = getattr(command, "list_commands", lambda _ctx: [])(None)
+        pending.extend(command.get_command(typer.Context(command), name) for name in names)
+    return frozenset(found)
+
+
+def assert_no_python_names(line: str) -> None:
+    for name in _PYTHON_NAMES():
+        assert not re.search(rf"\b{name}\b", line), f"{name!r} in {line!r}"
+
+
+_PYTHON_NAMES = functools.cache(python_names)
+
+
 def assert_one_error_line(result: Result, *needles: str, code: int = 2) -> str:
-    """Exit ``code``, nothing on stdout, exactly one stderr line containing every needle."""
+    """Exit ``code``, nothing on stdout, exactly one stderr line containing every needle and
+    no Python parameter name."""
     assert result.exit_code == code, plain(result.output)
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     assert result.stdout == ""
     lines = plain(result.stderr).strip().splitlines()
     assert len(lines) == 1, result.stderr
+    assert_no_python_names(lines[0])
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]

@@ -57,7 +57,8 @@ def test_json_report_shape(files: Files) -> None:
         code, out, _ = doctor(str(server.address), "--ca", files("ca.crt"), "--json")
     assert code == 0
     document = json.loads(out)
-    assert list(document) == ["target", "ok", "diagnosis", "checks", "server"]
+    assert list(document) == ["schema", "target", "ok", "diagnosis", "checks", "server"]
+    assert document["schema"] == "grpcsec.doctor/1"
     assert document["ok"] is True
     assert document["diagnosis"] == "ok"
     assert document["target"] == str(server.address)

@@ -253,6 +253,7 @@ def test_verify_json_shape(pki_dir: Path) -> None:
                     "--role", "client", "--json"))  # fmt: skip
     data = json.loads(result.stdout)
     assert data == {
+        "schema": "grpcsec.verify/1",
         "ok": True,
         "reason": None,
         "message": data["message"],

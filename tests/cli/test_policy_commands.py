@@ -106,7 +106,10 @@ def evaluate(policy: Path, *args: object) -> tuple[int, dict[str, Any]]:
 
 def decision(policy: Path, *args: object) -> tuple[int, str, str | None]:
     code, data = evaluate(policy, *args)
-    assert list(data) == ["decision", "matched_rule", "policy_name", "nearest_allow_rule"]
+    assert list(data) == [
+        "schema", "decision", "matched_rule", "policy_name", "nearest_allow_rule"
+    ]  # fmt: skip
+    assert data["schema"] == "grpcsec.policy.eval/1"
     assert data["policy_name"] == "orders"
     if data["decision"] == "allow" or data["matched_rule"] is not None:
         assert data["nearest_allow_rule"] is None  # only a default deny has one
@@ -161,6 +164,7 @@ def test_check_json_reports_the_error_too(tmp_path: Path) -> None:
     assert result.exit_code == 2
     data = json.loads(result.stdout)
     assert data == {
+        "schema": "grpcsec.policy.check/1",
         "valid": False,
         "path": str(path),
         "location": "allow_rules[1].name",

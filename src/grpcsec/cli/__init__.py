@@ -23,12 +23,18 @@ __all__ = ["app", "main"]
 # Commands that explain a failed connection themselves (call, doctor, check) silence core
 # entirely, so its "E1205 ... SSLV3_ALERT_BAD_CERTIFICATE" lines never come before (or instead
 # of) grpcsec's one-line explanation; always, since a GRPC_VERBOSITY inherited from a parent
-# grpcsec would otherwise win. GRPCSEC_DEBUG=1 keeps core's lines.
+# grpcsec would otherwise win. `serve` asks core for INFO, where core reports a failed
+# handshake, and retells those lines through grpcsec's logger (cli/_core_log.py).
+# GRPCSEC_DEBUG=1 keeps core's lines as they are.
 DEBUG_ENV = "GRPCSEC_DEBUG"
 _EXPLAINING_COMMANDS = frozenset({"call", "doctor", "check"})
+_RETELLING_COMMANDS = frozenset({"serve"})
 _command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+RETELL_CORE_LOG = _command in _RETELLING_COMMANDS and not os.environ.get(DEBUG_ENV)
 if _command in _EXPLAINING_COMMANDS and not os.environ.get(DEBUG_ENV):
     os.environ["GRPC_VERBOSITY"] = "NONE"
+elif RETELL_CORE_LOG:
+    os.environ["GRPC_VERBOSITY"] = "INFO"
 else:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
@@ -37,7 +43,7 @@ app = typer.Typer(
     cls=HelpGroup,
     help="Secure gRPC services: certificates, TLS/mTLS credentials, identity and diagnostics.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (docs/cli.md)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -98,7 +104,9 @@ def _usage_line(exc: Exception) -> tuple[str, int] | None:
         return None
     from grpcsec.text import inert  # noqa: PLC0415
 
-    text = inert(str(message()).strip().rstrip("."))
+    # Typer's value coercion words a bad choice "Value error, 'x' is not one of ...": the
+    # phrase says nothing to a person
+    text = inert(str(message()).strip().rstrip(".").replace("Value error, ", ""))
     ctx = getattr(exc, "ctx", None)
     path = getattr(ctx, "command_path", None)
     fix = f"; fix: see '{inert(path)} --help'" if path else ""
@@ -119,7 +127,7 @@ def main() -> None:
       the traceback.
     """
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="grpcsec")
     except Exception as exc:  # the documented last net (see the docstring)
         if os.environ.get(DEBUG_ENV):
             raise

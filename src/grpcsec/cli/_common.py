@@ -14,7 +14,8 @@ interpreted: the consoles parse neither Rich markup nor emoji codes unless a cal
 ``markup=True`` for grpcsec's own words, and then every interpolated value goes through
 :func:`escape` (markup-escaped and :func:`~grpcsec.text.inert`); plain values printed without
 markup go through :func:`~grpcsec.text.inert`. JSON is written with ``ensure_ascii``, so control
-and bidi characters appear as ``\\u`` escapes.
+and bidi characters appear as ``\\u`` escapes, and names its schema (``"schema":
+"grpcsec.<command>/1"``, :func:`json_schema`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +33,9 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape as escape_markup
+from rich.table import Table
 from rich.text import Text
+from typer._click.globals import get_current_context  # Typer's vendored Click, not re-exported
 
 from grpcsec.errors import ConfigurationError, GrpcsecError, PasswordError
 from grpcsec.material import KeyPair, load_key_pair
@@ -43,15 +47,21 @@ __all__ = [
     "EXIT_USAGE",
     "PASSWORD_ENV",
     "AllowWeakKeysOption",
+    "JsonOption",
+    "cli_words",
     "console",
     "errors_to_exit",
     "escape",
     "fail",
+    "json_schema",
     "load_identity",
     "make_console",
     "print_json",
+    "print_table",
     "read_password",
+    "say_error",
     "stderr",
+    "versioned",
     "with_key_password",
 ]
 
@@ -82,6 +92,11 @@ def escape(value: object) -> str:
     return escape_markup(inert(value))
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout (docs/json.md).")
+]
+"""``--json`` of every command that reports something: one wording everywhere."""
+
 AllowWeakKeysOption = Annotated[
     bool,
     typer.Option(
@@ -91,9 +106,61 @@ AllowWeakKeysOption = Annotated[
 ]
 
 
+_UNBOUNDED = 100_000
+
+
+def print_table(table: Table, *, out: Console | None = None) -> None:
+    """Print ``table`` so it survives a narrow terminal, a pipe and a CI log.
+
+    On a terminal wide enough for every cell on one line: Rich's table, with colour unless
+    ``NO_COLOR`` is set. Otherwise (a pipe, a file, a terminal narrower than the table): a
+    plain layout, the title, then one line per row with the columns padded and separated by
+    two spaces, no box and no colour, and never a cell folded across lines, so a fingerprint or
+    a path stays whole and ``grep``/``awk`` see one row per line.
+    """
+    out = out or console
+    unbounded = out.options.update_width(_UNBOUNDED)  # Rich clamps a measure to the width
+    if out.is_terminal and out.measure(table, options=unbounded).maximum <= out.width:
+        out.print(table)
+        return
+    columns = [[_plain(column.header), *map(_plain, column.cells)] for column in table.columns]
+    widths = [max(map(len, cells)) for cells in columns]
+    lines = [_plain(table.title)] if table.title else []
+    for row in zip(*columns, strict=True):
+        cells = [
+            cell.rjust(width) if column.justify == "right" else cell.ljust(width)
+            for cell, width, column in zip(row, widths, table.columns, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    out.file.write("\n".join(lines) + "\n")
+    out.file.flush()
+
+
+def _plain(cell: object) -> str:
+    """The text of a table cell without style (a :class:`Text` or a string), made inert."""
+    return inert(cell.plain if isinstance(cell, Text) else str(cell))
+
+
+_LIBRARY_OPTION = re.compile(r"\b[a-z][a-z0-9_]*=\S+ \((--[a-z0-9-]+)\)")
+"""How a library message names an option for both audiences: ``allow_weak_keys=True
+(--allow-weak-keys)``."""
+
+
+def cli_words(message: str) -> str:
+    """``message`` in the command line's words: each ``python_name=value (--flag)`` of a library
+    message becomes ``--flag``, so a person never reads a Python parameter name."""
+    return _LIBRARY_OPTION.sub(r"\1", message)
+
+
+def say_error(message: str) -> None:
+    """Print the one ``error: message`` line on stderr, in the command line's words
+    (:func:`cli_words`), inert and never read as markup. Every command's errors go through here."""
+    stderr.print(Text.assemble(("error:", "bold red"), " ", inert(cli_words(message))))
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print ``error: message`` (shown inert, never as markup) on stderr and exit with ``code``."""
-    stderr.print(Text.assemble(("error:", "bold red"), " ", inert(message)))
+    """:func:`say_error` and exit with ``code``."""
+    say_error(message)
     raise typer.Exit(code)
 
 
@@ -106,10 +173,40 @@ def errors_to_exit() -> Iterator[None]:
         fail(str(exc))
 
 
-def print_json(value: object) -> None:
-    """Print ``value`` as indented JSON on stdout (no Rich markup or wrapping)."""
+SCHEMA_VERSIONS: dict[str, int] = {}
+"""A command's JSON schema version when it is not 1 (``"grpcsec.inspect": 2``): raise it when
+a key is removed or changes meaning; adding a key keeps the version."""
+
+
+def json_schema() -> str | None:
+    """``grpcsec.<command path>/<version>`` of the command running now (``grpcsec.issue.server/1``),
+    from Click's context, so every command, present or future, is named the same way; ``None``
+    outside a command."""
+    ctx = get_current_context(silent=True)
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(str(ctx.info_name))
+        ctx = ctx.parent
+    if not names:
+        return None
+    name = ".".join(["grpcsec", *reversed(names)])
+    return f"{name}/{SCHEMA_VERSIONS.get(name, 1)}"
+
+
+def versioned(value: object) -> object:
+    """``value`` with ``"schema"`` (:func:`json_schema`) as its first key when it is an object."""
+    schema = json_schema()
+    if not isinstance(value, dict) or schema is None:
+        return value
+    return {"schema": schema, **value}
+
+
+def print_json(value: object, *, schema: bool = True) -> None:
+    """Print ``value`` as indented JSON on stdout (no Rich markup or wrapping), with its
+    ``"schema"`` unless ``schema=False`` (a document of a standard format, such as a JWKS)."""
+    document = versioned(value) if schema else value
     # ensure_ascii (explicit): control, C1 and bidi characters leave as \u escapes
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=True, default=str) + "\n")
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=True, default=str) + "\n")
     sys.stdout.flush()
 
 

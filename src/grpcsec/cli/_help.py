@@ -10,6 +10,9 @@ that sets its own ``metavar`` keeps it.
 
 from __future__ import annotations
 
+import enum
+import typing
+from pathlib import PurePath
 from typing import Any
 
 from typer.core import TyperArgument, TyperGroup, TyperOption
@@ -19,15 +22,33 @@ __all__ = ["HelpGroup", "label_parameters"]
 _LABELLED = "_grpcsec_labelled"
 
 
-def _value_name(kind: Any) -> str:  # noqa: ANN401 (a Click parameter type)
-    """By duck type: Typer vendors its own copy of Click, so its classes are not importable
-    under one stable name."""
+def _value_name(param: Any) -> str:  # noqa: ANN401 (a Typer/Click parameter)
+    """By duck type: Typer vendors its own copy of Click, and newer Typers describe a parameter
+    by its annotation (``type_descriptor``) rather than a Click type."""
+    kind = getattr(param, "type", None)
+    if kind is None:
+        descriptor = getattr(param, "type_descriptor", None)
+        return _annotation_name(getattr(descriptor, "annotation", None))
     name = type(kind).__name__
     if name == "Path":
         return "DIR" if kind.dir_okay and not kind.file_okay else "FILE"
     if hasattr(kind, "choices"):
         return "|".join(str(choice) for choice in kind.choices)
     if name in {"IntParamType", "FloatParamType", "IntRange", "FloatRange"}:
+        return "N"
+    return "TEXT"
+
+
+def _annotation_name(annotation: object) -> str:
+    """The value name for a Python annotation: the choices of an enum, FILE, N or TEXT."""
+    for inner in typing.get_args(annotation):  # list[X], X | None
+        if inner is not type(None):
+            return _annotation_name(inner)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "|".join(str(member.value) for member in annotation)
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return "FILE"
+    if annotation in {int, float}:
         return "N"
     return "TEXT"
 
@@ -46,10 +67,10 @@ def label_parameters(command: Any) -> None:  # noqa: ANN401 (a Typer/Click comma
     setattr(command, _LABELLED, True)
     for param in command.params:
         if isinstance(param, TyperOption) and param.metavar is None:
-            param.metavar = "" if param.is_flag else _value_name(getattr(param, "type", None))
+            param.metavar = "" if param.is_flag else _value_name(param)
         elif isinstance(param, TyperArgument) and not isinstance(param, _Argument):
             if param.metavar is None:
-                param.metavar = _value_name(getattr(param, "type", None))
+                param.metavar = _value_name(param)
             param.__class__ = _Argument
     original = command.get_help_option
 

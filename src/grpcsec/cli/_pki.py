@@ -18,6 +18,7 @@ import typer
 from grpcsec import pki
 from grpcsec.cli._common import (
     PASSWORD_ENV,
+    JsonOption,
     console,
     escape,
     print_json,
@@ -25,7 +26,14 @@ from grpcsec.cli._common import (
     with_key_password,
 )
 from grpcsec.errors import ConfigurationError, IssuanceError
-from grpcsec.pki import CertificateAuthority, KeyType, PendingFile, PrivateKey, Validity
+from grpcsec.pki import (
+    CertificateAuthority,
+    KeyType,
+    PendingFile,
+    PrivateKey,
+    SubjectAltNames,
+    Validity,
+)
 from grpcsec.pki.keys import key_type_of
 from grpcsec.pki.layout import CA_CERT, CA_KEY, CertificateFiles, load_ca_dir, prefix_paths
 from grpcsec.pki.validity import leaf_validity, parse_time
@@ -34,15 +42,21 @@ __all__ = [
     "ED25519_LEAF_WARNING",
     "AllowUnsupportedOption",
     "CaDirOption",
+    "DnsOption",
+    "EmailOption",
     "ForceOption",
     "HostOption",
+    "IpOption",
     "JsonOption",
     "KeyTypeOption",
+    "SpiffeIdOption",
+    "UriOption",
     "load_ca",
     "load_key",
     "out_paths",
     "parse_lifetime",
     "report",
+    "requested_names",
     "warn",
     "warn_if_ed25519_ca",
     "window_options",
@@ -62,14 +76,14 @@ KeyTypeOption = Annotated[
     KeyType,
     typer.Option(
         "--key-type",
+        metavar="TYPE",
         case_sensitive=False,
-        help="Key type of the new key(s).",
+        help="Key type of the new key(s): " + ", ".join(member.value for member in KeyType) + ".",
     ),
 ]
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Overwrite existing files (otherwise nothing is written).")
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 AllowUnsupportedOption = Annotated[
     bool,
     typer.Option(
@@ -95,6 +109,48 @@ HostOption = Annotated[
         "a URI (a://b, e.g. a SPIFFE ID), an e-mail (a@b), else a DNS name.",
     ),
 ]
+
+
+DnsOption = Annotated[
+    list[str] | None, typer.Option("--dns", metavar="NAME", help="A DNS SAN; repeatable.")
+]
+IpOption = Annotated[
+    list[str] | None, typer.Option("--ip", metavar="ADDR", help="An IP address SAN; repeatable.")
+]
+UriOption = Annotated[
+    list[str] | None, typer.Option("--uri", metavar="URI", help="A URI SAN; repeatable.")
+]
+SpiffeIdOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--spiffe-id",
+        metavar="ID",
+        help="A SPIFFE ID (spiffe://domain/path) as a URI SAN; repeatable.",
+    ),
+]
+EmailOption = Annotated[
+    list[str] | None, typer.Option("--email", metavar="ADDR", help="An e-mail SAN; repeatable.")
+]
+
+
+def requested_names(
+    *,
+    hosts: Sequence[str] | None = None,
+    dns: Sequence[str] | None = None,
+    ips: Sequence[str] | None = None,
+    uris: Sequence[str] | None = None,
+    spiffe_ids: Sequence[str] | None = None,
+    emails: Sequence[str] | None = None,
+) -> SubjectAltNames:
+    """The names of ``--host`` (sorted by form) and of the one-kind options, validated."""
+    return SubjectAltNames.requested(
+        hosts=hosts or (),
+        dns=dns or (),
+        ips=ips or (),
+        uris=uris or (),
+        spiffe_ids=spiffe_ids or (),
+        emails=emails or (),
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------------

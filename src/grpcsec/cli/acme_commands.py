@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from grpcsec.cli import app
-from grpcsec.cli._common import console, errors_to_exit, escape, fail, print_json
+from grpcsec.cli._common import JsonOption, console, errors_to_exit, escape, fail, print_json
 from grpcsec.cli._logging import LogFormat, LogFormatOption
 from grpcsec.cli.renew_command import (
     AgentJsonOption,
@@ -141,7 +141,7 @@ def issue(
     email: EmailOption = None,
     http_port: HttpPortOption = 80,
     key_type: KeyTypeOption = "ecdsa-p256",
-    json_output: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Obtain a certificate from an ACME CA with a new key, answering http-01 itself."""
     with errors_to_exit():

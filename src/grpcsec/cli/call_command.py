@@ -28,13 +28,13 @@ from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,
     AllowWeakKeysOption,
+    JsonOption,
     console,
     errors_to_exit,
-    escape,
     fail,
     load_identity,
     print_json,
-    stderr,
+    say_error,
 )
 from grpcsec.credentials import ChannelTLS
 from grpcsec.demo.greeter import say_hello
@@ -171,7 +171,9 @@ def call(
     health: Annotated[
         bool, typer.Option("--health", help="Call grpc.health.v1.Health/Check instead.")
     ] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 5.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait.")
+    ] = 5.0,
     token: Annotated[
         str | None,
         typer.Option(
@@ -202,7 +204,7 @@ def call(
             "on an extra handshake; grpcio cannot check URI SANs).",
         ),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Call SayHello (or the health check) on TARGET and print the reply or why it failed."""
     with errors_to_exit():
@@ -294,12 +296,12 @@ def _report(result: dict[str, object], *, json_output: bool) -> None:
     if json_output:
         print_json(result)
     elif "error" in result:
-        stderr.print(f"[bold red]error:[/] {escape(str(result['error']))}", markup=True)
+        say_error(str(result["error"]))
     elif "code" in result:
         line = (
             f"{result['code']} ({result['diagnosis']}): {result['meaning']}; fix: {result['fix']}"
         )
-        stderr.print(f"[bold red]error:[/] {escape(line)}", markup=True)
+        say_error(line)
     elif "health" in result:
         console.print(inert(result["health"]))
     else:

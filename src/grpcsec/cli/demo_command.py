@@ -15,7 +15,15 @@ from rich.table import Table
 from rich.text import Text
 
 from grpcsec.cli import app
-from grpcsec.cli._common import EXIT_FAILED, EXIT_OK, console, print_json, run
+from grpcsec.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    JsonOption,
+    console,
+    print_json,
+    print_table,
+    run,
+)
 from grpcsec.cli.monitor_commands import check_summary, render_check_table
 from grpcsec.demo.rotation_act import RotationReport
 from grpcsec.demo.rows import DemoRow
@@ -66,7 +74,7 @@ def _rotation_table(rotation: RotationReport) -> Table:
 
 @app.command("demo")
 def demo(
-    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    json_output: JsonOption = False,
     keep: Annotated[
         Path | None,
         typer.Option(
@@ -89,15 +97,15 @@ def demo(
     if json_output:
         print_json(report.to_json())
     else:
-        console.print(_table(report))
+        print_table(_table(report))
         if report.rotation is not None:
-            console.print(_rotation_table(report.rotation))
+            print_table(_rotation_table(report.rotation))
         if report.access:
             console.print(
                 _rows_table("bearer tokens and an A43 policy (edited live)", report.access)
             )
         if report.check is not None:
-            console.print(render_check_table(report.check, relative_to=report.workdir))
+            print_table(render_check_table(report.check, relative_to=report.workdir))
             console.print(check_summary(report.check), markup=False)
         if keep is not None:
             console.print(f"files kept in {report.workdir}", markup=False)

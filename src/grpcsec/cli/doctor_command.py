@@ -23,6 +23,7 @@ import typer
 from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,
+    JsonOption,
     console,
     errors_to_exit,
     escape,
@@ -159,7 +160,7 @@ def doctor(
         bool, typer.Option("--insecure", help="Check a plaintext (no TLS) server.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", metavar="S", help="Seconds per network operation.")
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds per network operation.")
     ] = 5.0,
     role: Annotated[
         Role | None,
@@ -178,7 +179,7 @@ def doctor(
             "chain, the --cert client certificate, or the local files.",
         ),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Diagnose a gRPC endpoint's TLS/mTLS set-up, or check local certificate files."""
     now = utcnow()

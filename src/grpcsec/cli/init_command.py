@@ -24,6 +24,7 @@ from grpcsec.cli._pki import (
     KeyTypeOption,
     parse_lifetime,
     report,
+    requested_names,
     warn_if_ed25519_ca,
 )
 from grpcsec.errors import ConfigurationError
@@ -54,6 +55,23 @@ def init_command(
             "(NAME with '/' and ':' turned into '-'). Default: 'client'.",
         ),
     ] = None,
+    client_uris: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--uri",
+            metavar="URI",
+            help="A client identity that must be a URI (URI SAN); repeatable; follows --client.",
+        ),
+    ] = None,
+    client_spiffe_ids: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--spiffe-id",
+            metavar="ID",
+            help="A client identity that must be a SPIFFE ID (spiffe://domain/path); repeatable; "
+            "follows --client and --uri.",
+        ),
+    ] = None,
     key_type: KeyTypeOption = KeyType.ECDSA_P256,
     valid: Annotated[
         str,
@@ -74,11 +92,14 @@ def init_command(
     now = pki.utcnow()
     with errors_to_exit():
         lifetime = parse_lifetime(valid, "--valid")
+        # checked as their kind here, so the starter's sorting by form finds them URIs
+        typed = requested_names(uris=client_uris, spiffe_ids=client_spiffe_ids).uris
+        named = [*(clients or ()), *typed]
         try:
             starter = create_starter_pki(
                 directory,
                 hosts=hosts or DEFAULT_HOSTS,
-                clients=list(clients or [DEFAULT_CLIENT]),
+                clients=named or [DEFAULT_CLIENT],
                 key_type=key_type,
                 lifetime=lifetime,
                 now=now,

@@ -21,11 +21,12 @@ from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    JsonOption,
     console,
     errors_to_exit,
     escape,
     print_json,
-    stderr,
+    say_error,
 )
 from grpcsec.cli._pki import load_key
 from grpcsec.errors import (
@@ -40,8 +41,6 @@ from grpcsec.pki.crl import load_crl_file
 from grpcsec.pki.validity import parse_time
 
 __all__: list[str] = []
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 def _when(moment: dt.datetime) -> str:
@@ -147,7 +146,7 @@ def inspect_command(
     *,
     files: Annotated[
         list[Path],
-        typer.Argument(metavar="FILE...", help="PEM bundles or DER certificates."),
+        typer.Argument(metavar="FILE", help="PEM bundles or DER certificates."),
     ],
     json_output: JsonOption = False,
     pem: Annotated[bool, typer.Option("--pem", help="Also print each certificate's PEM.")] = False,
@@ -164,7 +163,7 @@ def inspect_command(
             certificates = pki.load_certificate_file(path)
         except GrpcsecError as exc:
             failed = True
-            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+            say_error(str(exc))
             results.append({"path": str(path), "error": exc.message})
             continue
         report = pki.inspect_bundle(certificates)
@@ -189,7 +188,7 @@ def verify_command(
             help="The certificate; any further certificates in the file are intermediates.",
         ),
     ],
-    ca: Annotated[Path, typer.Option("--ca", metavar="BUNDLE", help="Trusted CA certificate(s).")],
+    ca: Annotated[Path, typer.Option("--ca", metavar="FILE", help="Trusted CA certificate(s).")],
     untrusted: Annotated[
         Path | None,
         typer.Option("--untrusted", metavar="FILE", help="More intermediate certificates."),
@@ -205,7 +204,7 @@ def verify_command(
     key: Annotated[
         Path | None,
         typer.Option(
-            "--key", metavar="KEYFILE", help="Also check that this private key belongs to CERT."
+            "--key", metavar="FILE", help="Also check that this private key belongs to CERT."
         ),
     ] = None,
     at: Annotated[

@@ -21,21 +21,27 @@ from grpcsec.cli._pki import (
     ED25519_LEAF_WARNING,
     AllowUnsupportedOption,
     CaDirOption,
+    DnsOption,
+    EmailOption,
     ForceOption,
     HostOption,
+    IpOption,
     JsonOption,
     KeyTypeOption,
+    SpiffeIdOption,
+    UriOption,
     load_ca,
     out_paths,
     parse_lifetime,
     report,
+    requested_names,
     warn,
     warn_if_ed25519_ca,
     window_options,
 )
 from grpcsec.errors import IssuanceError
 from grpcsec.fileio import FileKind, read_file
-from grpcsec.pki import KeyType, PendingFile, Profile, SubjectAltNames, Validity
+from grpcsec.pki import KeyType, PendingFile, Profile, Validity
 from grpcsec.pki.layout import CertificateFiles, leaf_files
 from grpcsec.pki.registry import write_issued
 
@@ -60,25 +66,11 @@ def issue_command(
         ),
     ],
     hosts: HostOption = None,
-    dns: Annotated[
-        list[str] | None, typer.Option("--dns", metavar="NAME", help="A DNS SAN; repeatable.")
-    ] = None,
-    ips: Annotated[
-        list[str] | None,
-        typer.Option("--ip", metavar="ADDR", help="An IP address SAN; repeatable."),
-    ] = None,
-    uris: Annotated[
-        list[str] | None, typer.Option("--uri", metavar="URI", help="A URI SAN; repeatable.")
-    ] = None,
-    spiffe_ids: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--spiffe-id", metavar="ID", help="A SPIFFE ID (spiffe://domain/path) as a URI SAN."
-        ),
-    ] = None,
-    emails: Annotated[
-        list[str] | None, typer.Option("--email", metavar="ADDR", help="An e-mail SAN; repeatable.")
-    ] = None,
+    dns: DnsOption = None,
+    ips: IpOption = None,
+    uris: UriOption = None,
+    spiffe_ids: SpiffeIdOption = None,
+    emails: EmailOption = None,
     common_name: Annotated[
         str | None,
         typer.Option("--cn", metavar="CN", help="Subject common name (default: the first name)."),
@@ -117,13 +109,8 @@ def issue_command(
     now = pki.utcnow()
     with errors_to_exit():
         cert_file, key_file = out_paths(out)
-        names = SubjectAltNames.requested(
-            hosts=hosts or (),
-            dns=dns or (),
-            ips=ips or (),
-            uris=uris or (),
-            spiffe_ids=spiffe_ids or (),
-            emails=emails or (),
+        names = requested_names(
+            hosts=hosts, dns=dns, ips=ips, uris=uris, spiffe_ids=spiffe_ids, emails=emails
         )
         window = window_options(valid, not_before, not_after, now)
         ca = load_ca(ca_dir)
@@ -165,6 +152,11 @@ def sign_command(
         Path, typer.Option("--out", metavar="FILE", help="Certificate file to write (chain).")
     ],
     hosts: HostOption = None,
+    dns: DnsOption = None,
+    ips: IpOption = None,
+    uris: UriOption = None,
+    spiffe_ids: SpiffeIdOption = None,
+    emails: EmailOption = None,
     valid: Annotated[
         str, typer.Option("--valid", metavar="DURATION", help="Lifetime of the certificate.")
     ] = "90d",
@@ -174,14 +166,18 @@ def sign_command(
 ) -> None:
     """Sign a certificate signing request under a profile.
 
-    Only the CSR's public key, CN and SANs are used; --host replaces the SANs.
+    Only the CSR's public key, CN and SANs are used; names given here (--host, --dns, --ip,
+    --uri, --spiffe-id, --email) replace the SANs.
 
     A CSR asking for CA:true or other usages still gets the profile's leaf extensions (CA:false).
     """
     now = pki.utcnow()
     with errors_to_exit():
         csr = pki.load_csr(read_file(csr_file, kind=FileKind.CSR), source=csr_file)
-        names = SubjectAltNames.from_identities(hosts) if hosts else None
+        requested = requested_names(
+            hosts=hosts, dns=dns, ips=ips, uris=uris, spiffe_ids=spiffe_ids, emails=emails
+        )
+        names = requested if requested.as_strings() else None  # None: the CSR's own names
         window = Validity.lasting(parse_lifetime(valid, "--valid"), now=now)
         ca = load_ca(ca_dir)
         warn_if_ed25519_ca(ca)

@@ -29,11 +29,13 @@ from typer.core import TyperCommand
 from grpcsec.cli import app
 from grpcsec.cli._check_output import check_summary, render_check_table, render_crl_table
 from grpcsec.cli._common import (
+    JsonOption,
     console,
     escape,
     fail,
-    make_console,
     print_json,
+    print_table,
+    say_error,
     stderr,
     with_key_password,
 )
@@ -59,8 +61,6 @@ __all__ = ["DEFAULT_EXPORTER_LISTEN", "check_summary", "render_check_table", "re
 
 DEFAULT_EXPORTER_LISTEN = "127.0.0.1:9309"
 _CLICK_USAGE_EXIT = 2  # what click uses for a usage error, which means "critical" here
-
-_WIDE = make_console(width=160)
 
 
 class _MonitorCommand(TyperCommand):
@@ -163,9 +163,7 @@ def check_command(
         str | None,
         typer.Option("--at", metavar="TIME", help="Check as of this ISO 8601 time (naive = UTC)."),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the report as JSON on stdout.")
-    ] = False,
+    json_output: JsonOption = False,
     timeout: TimeoutOption = 5.0,
     client_cert: ClientCertOption = None,
     client_key: ClientKeyOption = None,
@@ -187,12 +185,9 @@ def check_command(
         print_json(report.to_json())
     else:
         if report.certificates:
-            # not a terminal (a pipe, a log): do not squeeze the table into 80 columns
-            out = console if console.is_terminal else _WIDE
-            out.print(render_check_table(report))
+            print_table(render_check_table(report))
         if report.crls:
-            out = console if console.is_terminal else _WIDE
-            out.print(render_crl_table(report))
+            print_table(render_crl_table(report))
         for finding in report.findings:
             style = "yellow" if finding.status is Status.OK else "bold red"
             label = "note" if finding.status is Status.OK else finding.status.value
@@ -200,7 +195,7 @@ def check_command(
             console.print(f"[{style}]{label}:[/] {where}: {escape(finding.message)}", markup=True)
         console.print(check_summary(report))
     for error in report.errors:
-        stderr.print(f"[bold red]error:[/] {escape(error.message)}", markup=True)
+        say_error(error.message)
     raise typer.Exit(int(report.exit_code))
 
 

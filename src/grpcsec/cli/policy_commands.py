@@ -24,7 +24,15 @@ from grpcsec.authz.nearest import NearestRule, nearest_allow_rule
 from grpcsec.authz.policy_json import error_reason
 from grpcsec.authz.request import MetadataValue, peer_principals, principal_source
 from grpcsec.cli import app
-from grpcsec.cli._common import EXIT_FAILED, console, errors_to_exit, escape, fail, print_json
+from grpcsec.cli._common import (
+    EXIT_FAILED,
+    JsonOption,
+    console,
+    errors_to_exit,
+    escape,
+    fail,
+    print_json,
+)
 from grpcsec.errors import ConfigurationError, PolicyError
 from grpcsec.identity import Peer, TransportSecurity
 
@@ -38,7 +46,6 @@ policy_app = typer.Typer(
 app.add_typer(policy_app, name="policy")
 
 PolicyFile = Annotated[Path, typer.Argument(metavar="FILE", help="The A43 policy (JSON).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 PortableOption = Annotated[
     bool,
     typer.Option(

@@ -37,12 +37,12 @@ from grpcsec.cli._common import (
     escape,
     fail,
     print_json,
-    stderr,
+    say_error,
+    versioned,
 )
 from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
-from grpcsec.cli._pki import load_ca
+from grpcsec.cli._pki import CaDirOption, load_ca
 from grpcsec.errors import ConfigurationError, GrpcsecError, IssuanceError
-from grpcsec.pki.layout import CA_CERT, CA_KEY
 from grpcsec.rotation.agent import RenewalAgent
 from grpcsec.rotation.renew import ExecHook, Renewer
 from grpcsec.rotation.renew_plan import AgentStep, RenewalPlan, RenewalResult
@@ -137,9 +137,7 @@ def _say_result(result: RenewalResult) -> None:
         markup=True,
     )
     if result.hook_error is not None:
-        stderr.print(
-            f"[bold red]error:[/] the hook failed: {escape(result.hook_error)}", markup=True
-        )
+        say_error(f"the hook failed: {result.hook_error}")
 
 
 @contextmanager
@@ -189,7 +187,7 @@ def _renew_once(renewer: RenewalAgent, *, force: bool, json_output: bool) -> Non
 
 def _event(value: dict[str, object]) -> None:
     """One JSON object on one line (JSON Lines), flushed at once for whoever tails it."""
-    sys.stdout.write(json.dumps(value, sort_keys=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(versioned(value), sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 
 
@@ -251,15 +249,7 @@ def run_agent(
 @app.command("renew")
 def renew(
     *,
-    ca_dir: Annotated[
-        Path,
-        typer.Option(
-            "--ca-dir",
-            metavar="DIR",
-            help=f"Directory of the issuing CA: {CA_CERT} and {CA_KEY} (password from "
-            "GRPCSEC_KEY_PASSWORD or a prompt when encrypted).",
-        ),
-    ],
+    ca_dir: CaDirOption,
     cert: Annotated[
         Path, typer.Option("--cert", metavar="FILE", help="The certificate chain to renew.")
     ],

@@ -28,8 +28,9 @@ from typing import Annotated, Any
 
 import typer
 
-from grpcsec.cli import app
+from grpcsec.cli import RETELL_CORE_LOG, app
 from grpcsec.cli._common import AllowWeakKeysOption, errors_to_exit, with_key_password
+from grpcsec.cli._core_log import core_log_to_logger
 from grpcsec.cli._logging import LogFormat, LogFormatOption, configure_logging
 from grpcsec.cli._serve_options import ServeFlags, config_from
 from grpcsec.cli._startup import STOP_SIGNALS, stop_during_startup
@@ -326,7 +327,10 @@ def serve(
     With --spiffe-socket the SVID and bundles come from the SPIFFE Workload API, swapped on
     every push.
     """
-    with stop_during_startup("serve"):  # until the graceful handlers take over
+    with (
+        core_log_to_logger(enabled=RETELL_CORE_LOG),
+        stop_during_startup("serve"),  # until the graceful handlers take over
+    ):
         configure_logging(log_format)
         flags = ServeFlags(
             listen=tuple(listen or ()),

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from grpcsec.cli import app
-from grpcsec.cli._common import console, errors_to_exit, print_json
+from grpcsec.cli._common import JsonOption, console, errors_to_exit, print_json
 from grpcsec.errors import ConfigurationError
 from grpcsec.spiffe import ENDPOINT_VARIABLE, WorkloadAPIAddress, require_py_spiffe
 from grpcsec.spiffe.files import write_svid_files
@@ -46,8 +46,10 @@ def fetch(
             help=f"Workload API address, unix:///path (default: ${ENDPOINT_VARIABLE}).",
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 10.0,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait.")
+    ] = 10.0,
+    json_output: JsonOption = False,
 ) -> None:
     """Fetch the X.509 SVID and bundles once and write them to files."""
     with errors_to_exit():

@@ -39,6 +39,7 @@ from grpcsec.authn.verifier import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTVerifi
 from grpcsec.cli import app
 from grpcsec.cli._common import (
     EXIT_FAILED,
+    JsonOption,
     console,
     errors_to_exit,
     escape,
@@ -59,7 +60,6 @@ token_app = typer.Typer(
 )
 app.add_typer(token_app, name="token")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 DEV_ONLY = "test token signed with a local key: for development and tests only"
 
 
@@ -144,11 +144,11 @@ def verify_command(
     ],
     audience: Annotated[
         list[str],
-        typer.Option("--audience", metavar="AUD", help="Accepted audience; repeatable."),
+        typer.Option("--audience", metavar="AUDIENCE", help="Accepted audience; repeatable."),
     ],
     issuer: Annotated[
         list[str] | None,
-        typer.Option("--issuer", metavar="ISS", help="Accepted issuer; repeatable."),
+        typer.Option("--issuer", metavar="ISSUER", help="Accepted issuer; repeatable."),
     ] = None,
     require_scope: Annotated[
         list[str] | None,
@@ -229,9 +229,9 @@ def _signing_key(path: Path) -> SigningKey:
 def mint_command(
     *,
     key: Annotated[Path, typer.Option("--key", metavar="FILE", help="Private key (PEM).")],
-    issuer: Annotated[str, typer.Option("--issuer", metavar="ISS", help="The iss claim.")],
+    issuer: Annotated[str, typer.Option("--issuer", metavar="ISSUER", help="The iss claim.")],
     audience: Annotated[
-        list[str], typer.Option("--audience", metavar="AUD", help="The aud claim; repeatable.")
+        list[str], typer.Option("--audience", metavar="AUDIENCE", help="The aud claim; repeatable.")
     ],
     subject: Annotated[str, typer.Option("--subject", metavar="SUB", help="The sub claim.")],
     kid: Annotated[
@@ -339,4 +339,4 @@ def jwks_command(
             )
             entries.append((public, kids[index] if kids else None))
         document = public_jwks(entries)
-    print_json(document)
+    print_json(document, schema=False)  # a JWKS (RFC 7517), read by JWT libraries

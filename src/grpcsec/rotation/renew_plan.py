@@ -283,7 +283,7 @@ def check_issuer(
     if not signed and not allow_other_issuer:
         raise RotationError(
             f"the certificate was issued by '{leaf.issuer.rfc4514_string()}', not by this "
-            f"CA ('{issuer.subject.rfc4514_string()}'); pass allow_other_issuer "
+            f"CA ('{issuer.subject.rfc4514_string()}'); pass allow_other_issuer=True "
             "(--new-issuer) to re-issue it under this CA, as in a CA rollover",
             path=path,
         )
