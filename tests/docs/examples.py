@@ -17,8 +17,9 @@ Sybil parses each Markdown page; its examples run in order, in one temporary dir
   pipefail``, they must exit 0.
 * any fenced block whose info string has ``title="PATH"`` is written to that file first (a
   config, a policy), so the page shows it and the next command uses it.
-* ports: every ``HOST:PORT`` with a port of 1024 or more in a page is replaced, consistently
-  across the page, by a free port on this machine, so pages do not collide with each other.
+* ports: every ``HOST:PORT`` with a port of 1024 or more in a page (Python blocks included) is
+  replaced, consistently across the page, by a free port on this machine, so pages do not
+  collide with each other.
 
 Nothing from the page runs outside its temporary directory, and nothing listens beyond
 127.0.0.1 and localhost (a page's ``0.0.0.0``/``[::]`` listeners are rewritten to 127.0.0.1).
@@ -276,11 +277,33 @@ class ScriptParser(CodeBlockParser):
         super().__init__(language=language, evaluator=evaluate_script)
 
 
+class PagePythonEvaluator:
+    """Python blocks run like sybil's own evaluator, with the page's ports mapped first, so a
+    snippet dials the server a console block started (``localhost:50051`` means the same port
+    in both)."""
+
+    def __call__(self, example: Example) -> None:
+        source = session(example).localize(str(example.parsed))
+        offset = example.line + example.parsed.line_offset
+        code = compile("\n" * offset + source, example.path, "exec", dont_inherit=True)
+        exec(code, example.namespace)  # noqa: S102 (the page's own example)
+        example.namespace.pop("__builtins__", None)
+
+
+class PagePythonParser(PythonCodeBlockParser):
+    """sybil's Python parser (code blocks, invisible blocks, doctests) with
+    :class:`PagePythonEvaluator` for code blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codeblock_parser = self.codeblock_parser_class("python", PagePythonEvaluator())
+
+
 PARSERS = [
     TitledFileParser(),
     LanguageParser(),
     *(ScriptParser(name) for name in ("sh", "bash", "shell")),
-    PythonCodeBlockParser(),
+    PagePythonParser(),
 ]
 SYBIL = Sybil(parsers=PARSERS, patterns=["*.md"], path="../..")
 
