@@ -5,7 +5,9 @@ Sybil parses each Markdown page; its examples run in order, in one temporary dir
 
 * ```` ```python ```` blocks run with sybil's Python parser (the page's namespace, cwd = the
   page's directory). ``<!-- invisible-code-block: python -->`` comments set up what a snippet
-  assumes without showing it; ``<!-- skip: next "reason" -->`` skips one block and must say why.
+  assumes without showing it; ``<!-- not-run: REASON -->`` skips the next example and must say
+  why. ``REPOSITORY`` (a ``Path``) is the checkout, for a page that links a tree such as
+  ``interop/`` or ``fuzz/`` into its directory.
 * ```` ```console ```` blocks: each ``$ `` line (with ``\\`` continuations) is a bash command;
   the lines after it up to the next ``$ `` are its expected output, compared line by line with
   ``...`` matching anything (a line that is only ``...`` matches any number of lines). A
@@ -45,6 +47,7 @@ from sybil import Example, Sybil
 from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser
 
 SESSION = "_docs_session"
+REPOSITORY = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT = 120.0
 READY_TIMEOUT = 30.0
 PORT = re.compile(r"(?<![\w.])((?:127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1\]|\[::\])?:)(\d{4,5})\b")
@@ -337,6 +340,7 @@ def run_page(path: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="grpcsec-docs-") as directory:
         page = PageSession(Path(directory))
         document.namespace[SESSION] = page
+        document.namespace["REPOSITORY"] = REPOSITORY
         skips = _skips(document.text)
         try:
             with _cwd(page.directory):

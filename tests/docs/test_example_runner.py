@@ -98,3 +98,10 @@ def test_python_blocks_see_the_ports_console_blocks_see(tmp_path: Path) -> None:
         "assert not seen.endswith('50123')  # remapped to a free port, in both\n'''\n",
     )
     run_page(page)
+
+
+def test_python_blocks_know_the_repository(tmp_path: Path) -> None:
+    page = _page(
+        tmp_path, "'''python\nassert (REPOSITORY / 'tests/docs/examples.py').is_file()\n'''\n"
+    )
+    run_page(page)
