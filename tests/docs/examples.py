@@ -5,7 +5,9 @@ Sybil parses each Markdown page; its examples run in order, in one temporary dir
 
 * ```` ```python ```` blocks run with sybil's Python parser (the page's namespace, cwd = the
   page's directory). ``<!-- invisible-code-block: python -->`` comments set up what a snippet
-  assumes without showing it; ``<!-- skip: next "reason" -->`` skips one block and must say why.
+  assumes without showing it; ``<!-- not-run: REASON -->`` skips the next example and must say
+  why. ``REPOSITORY`` (a ``Path``) is the checkout, for a page that links a tree such as
+  ``interop/`` or ``fuzz/`` into its directory.
 * ```` ```console ```` blocks: each ``$ `` line (with ``\\`` continuations) is a bash command;
   the lines after it up to the next ``$ `` are its expected output, compared line by line with
   ``...`` matching anything (a line that is only ``...`` matches any number of lines). A
@@ -17,8 +19,9 @@ Sybil parses each Markdown page; its examples run in order, in one temporary dir
   pipefail``, they must exit 0.
 * any fenced block whose info string has ``title="PATH"`` is written to that file first (a
   config, a policy), so the page shows it and the next command uses it.
-* ports: every ``HOST:PORT`` with a port of 1024 or more in a page is replaced, consistently
-  across the page, by a free port on this machine, so pages do not collide with each other.
+* ports: every ``HOST:PORT`` with a port of 1024 or more in a page (Python blocks included) is
+  replaced, consistently across the page, by a free port on this machine, so pages do not
+  collide with each other.
 
 Nothing from the page runs outside its temporary directory, and nothing listens beyond
 127.0.0.1 and localhost (a page's ``0.0.0.0``/``[::]`` listeners are rewritten to 127.0.0.1).
@@ -44,6 +47,7 @@ from sybil import Example, Sybil
 from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser
 
 SESSION = "_docs_session"
+REPOSITORY = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT = 120.0
 READY_TIMEOUT = 30.0
 PORT = re.compile(r"(?<![\w.])((?:127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1\]|\[::\])?:)(\d{4,5})\b")
@@ -276,11 +280,33 @@ class ScriptParser(CodeBlockParser):
         super().__init__(language=language, evaluator=evaluate_script)
 
 
+class PagePythonEvaluator:
+    """Python blocks run like sybil's own evaluator, with the page's ports mapped first, so a
+    snippet dials the server a console block started (``localhost:50051`` means the same port
+    in both)."""
+
+    def __call__(self, example: Example) -> None:
+        source = session(example).localize(str(example.parsed))
+        offset = example.line + example.parsed.line_offset
+        code = compile("\n" * offset + source, example.path, "exec", dont_inherit=True)
+        exec(code, example.namespace)  # noqa: S102 (the page's own example)
+        example.namespace.pop("__builtins__", None)
+
+
+class PagePythonParser(PythonCodeBlockParser):
+    """sybil's Python parser (code blocks, invisible blocks, doctests) with
+    :class:`PagePythonEvaluator` for code blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codeblock_parser = self.codeblock_parser_class("python", PagePythonEvaluator())
+
+
 PARSERS = [
     TitledFileParser(),
     LanguageParser(),
     *(ScriptParser(name) for name in ("sh", "bash", "shell")),
-    PythonCodeBlockParser(),
+    PagePythonParser(),
 ]
 SYBIL = Sybil(parsers=PARSERS, patterns=["*.md"], path="../..")
 
@@ -314,6 +340,7 @@ def run_page(path: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="grpcsec-docs-") as directory:
         page = PageSession(Path(directory))
         document.namespace[SESSION] = page
+        document.namespace["REPOSITORY"] = REPOSITORY
         skips = _skips(document.text)
         try:
             with _cwd(page.directory):

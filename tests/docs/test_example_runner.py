@@ -86,3 +86,22 @@ def test_not_run_skips_only_the_next_example(tmp_path: Path) -> None:
         "'''console\n$ echo ran\nran\n'''\n",
     )
     run_page(page)
+
+
+def test_python_blocks_see_the_ports_console_blocks_see(tmp_path: Path) -> None:
+    page = _page(
+        tmp_path,
+        "'''console\n$ echo 127.0.0.1:50123 > seen.txt\n'''\n"
+        "'''python\nfrom pathlib import Path\n"
+        "seen = Path('seen.txt').read_text().strip()\n"
+        "assert seen == '127.0.0.1:50123', seen\n"
+        "assert not seen.endswith('50123')  # remapped to a free port, in both\n'''\n",
+    )
+    run_page(page)
+
+
+def test_python_blocks_know_the_repository(tmp_path: Path) -> None:
+    page = _page(
+        tmp_path, "'''python\nassert (REPOSITORY / 'tests/docs/examples.py').is_file()\n'''\n"
+    )
+    run_page(page)
