@@ -18,7 +18,7 @@ from grpcsec.clock import ManualClock
 from grpcsec.errors import AuthenticationError, MaterialError
 from grpcsec.fileio import FileContents
 from grpcsec.identity import Peer
-from grpcsec.pki import IssuedCertificate
+from grpcsec.pki import IssuedCertificate, Profile, SubjectAltNames
 from grpcsec.revocation import (
     CRLSet,
     CRLStore,
@@ -291,3 +291,21 @@ def test_a_crl_of_another_ca_with_the_issuers_name_is_undetermined(m: Material) 
     both = crlset(m, crl_bytes(m.root), namesake, own)
     assert judge(m, m.inter_revoked, both).outcome is Outcome.REVOKED
     assert judge(m, m.inter_good, both).outcome is Outcome.GOOD
+
+
+@pytest.mark.parametrize(
+    ("profile", "role"),
+    [
+        (Profile.SERVER, "server certificate"),
+        (Profile.CLIENT, "client certificate"),
+        (Profile.PEER, "certificate"),
+    ],
+)
+def test_the_message_names_the_leaf_by_its_usage(m: Material, profile: Profile, role: str) -> None:
+    """The same walk judges clients on a server and servers in ``doctor --crl``: a revoked
+    server certificate is not called a client certificate."""
+    leaf = m.root.issue(profile, SubjectAltNames.build(dns=["orders.test"]), now=m.now)
+    verdict = judge(m, leaf, crlset(m, crl_bytes(m.root, leaf.certificate)))
+    assert verdict.outcome is Outcome.REVOKED
+    assert f"{role} serial {leaf.certificate.serial_number:x}" in verdict.message
+    assert "client" not in verdict.message or profile is Profile.CLIENT

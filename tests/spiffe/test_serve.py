@@ -345,3 +345,7 @@ def test_a_federated_ca_cannot_vouch_for_the_own_trust_domain(
         assert error.code() is grpc.StatusCode.UNAUTHENTICATED
         denied = running.status()["calls"]["denied"]["unauthenticated"]
         assert denied == {"trust_domain_mismatch": 1}
+        # the certificate metrics name the source (item 6)
+        assert 'grpcsec_tls_certificate_source_info{role="server",source="spiffe"} 1.0' in (
+            metrics_text(running)
+        )

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from grpcsec.clock import format_moment
 from grpcsec.pki.crl import Revocation, RevocationList
@@ -120,8 +121,22 @@ def revocation_words(revocation: Revocation) -> str:
     return f"on {format_moment(revocation.revoked_at)} for {reason}"
 
 
+def _leaf_role(certificate: x509.Certificate) -> str:
+    """``client``, ``server`` or plain ``certificate`` by the leaf's extended key usage: the same
+    walk judges clients on a server and servers in ``doctor``."""
+    try:
+        usages = set(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return "certificate"
+    client = ExtendedKeyUsageOID.CLIENT_AUTH in usages
+    server = ExtendedKeyUsageOID.SERVER_AUTH in usages
+    if client == server:
+        return "certificate"
+    return "client certificate" if client else "server certificate"
+
+
 def _who(certificate: x509.Certificate, position: int) -> str:
-    role = "client certificate" if position == 0 else "intermediate CA certificate"
+    role = _leaf_role(certificate) if position == 0 else "intermediate CA certificate"
     subject = inert(certificate.subject.rfc4514_string())
     return f"{role} serial {certificate.serial_number:x} ({subject})"
 
