@@ -13,7 +13,8 @@ Sybil parses each Markdown page; its examples run in order, in one temporary dir
   ``...`` matching anything (a line that is only ``...`` matches any number of lines). A
   command whose expected output starts with ``error:`` or ``FAILED`` must exit non-zero; any
   other must exit 0 (``echo $?`` shows other codes). Long-running commands (``grpcsec serve``,
-  ``grpcsec exporter``, agents without ``--once``) are started in the background and the
+  ``grpcsec exporter``, agents without ``--once``, the ``pebble`` ACME test CA) are started
+  in the background and the
   example waits until their expected first line appears; they are stopped at the page's end.
 * ```` ```sh ```` (``bash``, ``shell``) blocks are scripts: run whole with ``bash -euo
   pipefail``, they must exit 0.
@@ -52,7 +53,9 @@ COMMAND_TIMEOUT = 120.0
 READY_TIMEOUT = 30.0
 PORT = re.compile(r"(?<![\w.])((?:127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1\]|\[::\])?:)(\d{4,5})\b")
 TITLE = re.compile(r'title="([^"]+)"')
-LONG_RUNNING = re.compile(r"^\s*(?:\S+=\S+\s+)*grpcsec\s+(serve|exporter|renew|acme\s+renew)\b")
+LONG_RUNNING = re.compile(
+    r"^\s*(?:\S+=\S+\s+)*(?:grpcsec\s+(?:serve|exporter|renew|acme\s+renew)\b|pebble(?:\s|$))"
+)
 
 
 @dataclass

@@ -105,3 +105,20 @@ def test_python_blocks_know_the_repository(tmp_path: Path) -> None:
         tmp_path, "'''python\nassert (REPOSITORY / 'tests/docs/examples.py').is_file()\n'''\n"
     )
     run_page(page)
+
+
+@pytest.mark.parametrize(
+    ("command", "long_running"),
+    [
+        ("grpcsec serve --listen 127.0.0.1:50051 --insecure", True),
+        ("GRPCSEC_KEY_PASSWORD=x grpcsec renew --cert a.crt", True),
+        ("grpcsec acme renew --cert a.crt --once", True),  # --once is checked separately
+        ("PEBBLE_VA_NOSLEEP=1 pebble -config pebble-config.json", True),
+        ("grpcsec acme issue --cert a.crt", False),
+        ("grpcsec serverless", False),
+        ("pebble-challtestsrv", False),
+        ("echo pebble", False),
+    ],
+)
+def test_which_commands_run_in_the_background(command: str, long_running: bool) -> None:
+    assert bool(examples.LONG_RUNNING.match(command)) is long_running

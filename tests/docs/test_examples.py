@@ -11,22 +11,9 @@ from tests.docs.examples import run_page
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))
 
-PENDING = {"docs/cli.md", "docs/server.md"}
-
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(
-    "page",
-    [
-        pytest.param(
-            page,
-            marks=pytest.mark.skip(reason="converted after the CLI/server branches merge"),
-        )
-        if page in PENDING
-        else page
-        for page in PAGES
-    ],
-)
+@pytest.mark.parametrize("page", PAGES)
 def test_examples_on_the_page_run(page: str) -> None:
     run_page(ROOT / page)
