@@ -30,6 +30,7 @@ Nothing from the page runs outside its temporary directory, and nothing listens 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -337,6 +338,20 @@ def _skips(text: str) -> list[int]:
     return found
 
 
+@contextmanager
+def _default_loop() -> Iterator[None]:
+    """A fresh default event loop for the page, as a new Python process has: module-level code
+    such as ``grpc.aio.server()`` must not depend on what earlier tests did to asyncio's
+    policy (``asyncio.run`` leaves the main thread with no default loop)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
 def run_page(path: Path) -> None:
     """Evaluate every example of one page, in order, in a fresh directory."""
     document = SYBIL.parse(path)
@@ -346,7 +361,7 @@ def run_page(path: Path) -> None:
         document.namespace["REPOSITORY"] = REPOSITORY
         skips = _skips(document.text)
         try:
-            with _cwd(page.directory):
+            with _cwd(page.directory), _default_loop():
                 for example in document:
                     if skips and skips[0] < example.start:
                         skips.pop(0)  # this example is not run: the comment says why

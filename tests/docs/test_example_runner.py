@@ -4,6 +4,7 @@ for tests/docs/test_examples.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ $ grpcsec inspect greeting.txt
 error: ...
 '''
 '''python
+import asyncio
 from pathlib import Path
 assert Path("greeting.txt").read_text() == "hello\\n"
 '''
@@ -122,3 +124,14 @@ def test_python_blocks_know_the_repository(tmp_path: Path) -> None:
 )
 def test_which_commands_run_in_the_background(command: str, long_running: bool) -> None:
     assert bool(examples.LONG_RUNNING.match(command)) is long_running
+
+
+def test_a_page_gets_a_default_event_loop_whatever_ran_before(tmp_path: Path) -> None:
+    """``asyncio.run`` leaves the main thread without a default loop; a page's module-level
+    ``grpc.aio.server()`` must work as in a new process (it failed in CI's order before)."""
+    asyncio.run(asyncio.sleep(0))
+    page = _page(
+        tmp_path,
+        "'''python\nimport asyncio\nassert not asyncio.get_event_loop().is_closed()\n'''\n",
+    )
+    run_page(page)
