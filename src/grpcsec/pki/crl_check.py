@@ -25,7 +25,6 @@ scopes and OCSP.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,12 +37,9 @@ from grpcsec.pki.crl_verdict import Outcome, judge_chain, revocation_words
 __all__ = ["RevocationCheck", "RevocationStatus", "check_path_revocation", "revocation_words"]
 
 
-class RevocationStatus(enum.Enum):
-    """The verdict on a path. Values are stable (``--json``)."""
-
-    GOOD = "good"
-    REVOKED = "revoked"
-    UNDETERMINED = "undetermined"
+RevocationStatus = Outcome
+"""The verdict on a path: the servers' own :class:`~grpcsec.pki.crl_verdict.Outcome` (values
+stable for ``--json``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,13 +54,6 @@ class RevocationCheck:
     certificate: x509.Certificate | None = None
     revocation: Revocation | None = None
     crl: RevocationList | None = None
-
-
-_STATUS = {
-    Outcome.GOOD: RevocationStatus.GOOD,
-    Outcome.REVOKED: RevocationStatus.REVOKED,
-    Outcome.UNDETERMINED: RevocationStatus.UNDETERMINED,
-}
 
 
 def check_path_revocation(
@@ -90,7 +79,7 @@ def check_path_revocation(
     else:
         message = verdict.message
     return RevocationCheck(
-        status=_STATUS[verdict.outcome],
+        status=verdict.outcome,
         message=message,
         certificate=verdict.certificate,
         revocation=verdict.revocation,

@@ -30,12 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from grpcsec.clock import format_moment
 from grpcsec.pki.crl import Revocation, RevocationList
 from grpcsec.pki.crl_set import CRLSet
+from grpcsec.pki.strength import issued_by
 from grpcsec.text import inert
 
 __all__ = ["Outcome", "Verdict", "judge_chain", "key_identifier", "revocation_words"]
@@ -79,23 +79,13 @@ def key_identifier(certificate: x509.Certificate) -> bytes | None:
     return ext.value.digest
 
 
-def _issued(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if issuer.subject != certificate.issuer:
-        return False
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
 def _issuer_of(
     certificate: x509.Certificate,
     rest: Sequence[x509.Certificate],
     anchors: Sequence[x509.Certificate],
 ) -> x509.Certificate | None:
     for candidate in (*rest, *anchors):
-        if _issued(certificate, candidate):
+        if issued_by(certificate, candidate):
             return candidate
     return None
 

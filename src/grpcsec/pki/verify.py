@@ -34,6 +34,7 @@ from grpcsec.pki.anchors import check_anchors
 from grpcsec.pki.crl import RevocationList
 from grpcsec.pki.crl_check import RevocationStatus, check_path_revocation
 from grpcsec.pki.inspect import CertificateInfo
+from grpcsec.pki.strength import issued_by
 
 __all__ = ["Role", "VerifiedChain", "host_matches", "verify_certificate"]
 
@@ -144,15 +145,7 @@ def _check_host(certificate: x509.Certificate, host: str) -> None:
 def _find_issuer(
     certificate: x509.Certificate, candidates: Sequence[x509.Certificate]
 ) -> x509.Certificate | None:
-    for candidate in candidates:
-        if candidate.subject != certificate.issuer:
-            continue
-        try:
-            certificate.verify_directly_issued_by(candidate)
-        except Exception:  # noqa: BLE001, S112 (InvalidSignature, unsupported algorithms)
-            continue
-        return candidate
-    return None
+    return next((c for c in candidates if issued_by(certificate, c)), None)
 
 
 def _check_path(

@@ -19,7 +19,7 @@ authorizer do that; :meth:`WorkloadAPISource.bundles` gives them the per-trust-d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from grpcsec.clock import SYSTEM_CLOCK, Clock
@@ -86,6 +86,26 @@ def _server_name(options: Sequence[tuple[str, Any]], name: str | None) -> tuple[
     return (*options, *extra)
 
 
+def _open(  # noqa: PLR0917 (a constructor's arguments, passed through)
+    parent_init: Callable[..., None],
+    channel: ReloadingChannel | AioReloadingChannel,
+    target: str,
+    workload: WorkloadAPISource,
+    server_name: str | None,
+    options: Sequence[tuple[str, Any]],
+    settings: dict[str, Any],
+) -> None:
+    """The reloading channel's own construction on ``workload``, shared by the sync and aio
+    channels: the Workload API connection is closed if it fails, and every accepted push
+    asks for a reload."""
+    try:
+        parent_init(target, workload, options=_server_name(options, server_name), **settings)
+    except BaseException:
+        workload.close()
+        raise
+    workload.subscribe(channel.request_reload)
+
+
 class SpiffeChannel(ReloadingChannel):
     """A ``grpc.Channel`` to ``target`` with the workload's SVID as client certificate and the
     bundles as server CAs, swapped to a new channel on every accepted push. Closing it closes
@@ -102,14 +122,7 @@ class SpiffeChannel(ReloadingChannel):
         **settings: Any,  # noqa: ANN401 (the keyword options of ReloadingChannel)
     ) -> None:
         self.workload = workload
-        try:
-            super().__init__(
-                target, workload, options=_server_name(options, server_name), **settings
-            )
-        except BaseException:
-            workload.close()
-            raise
-        workload.subscribe(self.request_reload)
+        _open(super().__init__, self, target, workload, server_name, options, settings)
 
     def close(self) -> None:
         """Close every underlying channel and the Workload API connection."""
@@ -133,14 +146,7 @@ class AioSpiffeChannel(AioReloadingChannel):
         **settings: Any,  # noqa: ANN401 (the keyword options of AioReloadingChannel)
     ) -> None:
         self.workload = workload
-        try:
-            super().__init__(
-                target, workload, options=_server_name(options, server_name), **settings
-            )
-        except BaseException:
-            workload.close()
-            raise
-        workload.subscribe(self.request_reload)
+        _open(super().__init__, self, target, workload, server_name, options, settings)
 
     async def close(self, grace: float | None = None) -> None:
         """Close the channels (``grace`` as for the parent) and the Workload API connection."""
