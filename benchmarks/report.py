@@ -25,7 +25,8 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -52,20 +53,29 @@ class Section:
     chart: Callable[[Json, Path], list[tuple[str, float]]]
 
 
+@contextmanager
+def _chart(path: Path) -> Iterator[Any]:
+    """One chart's axes, written to ``path`` as PNG when the block ends."""
+    figure, axes = plt.subplots(figsize=(7, 3.2), dpi=100)
+    try:
+        yield axes
+        figure.tight_layout()
+        figure.savefig(path)
+    finally:
+        plt.close(figure)
+
+
 def _bars(path: Path, title: str, rows: list[tuple[str, float]], baseline: str) -> None:
     labels = [label for label, _ in rows]
     values = [value for _, value in rows]
-    figure, axes = plt.subplots(figsize=(7, 3.2), dpi=100)
-    bars = axes.barh(labels, values, color="#4063a8")
-    axes.axvline(1.0, color="#444444", linewidth=1, linestyle="--")
-    axes.set_xlabel(f"ratio to {baseline} (same run; 1.0 = equal)")
-    axes.set_title(title, fontsize=10)
-    axes.bar_label(bars, labels=[f"{v:.2f}" for v in values], padding=3, fontsize=8)
-    axes.set_xlim(0, max([*values, 1.0]) * 1.2)
-    axes.invert_yaxis()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    with _chart(path) as axes:
+        bars = axes.barh(labels, values, color="#4063a8")
+        axes.axvline(1.0, color="#444444", linewidth=1, linestyle="--")
+        axes.set_xlabel(f"ratio to {baseline} (same run; 1.0 = equal)")
+        axes.set_title(title, fontsize=10)
+        axes.bar_label(bars, labels=[f"{v:.2f}" for v in values], padding=3, fontsize=8)
+        axes.set_xlim(0, max([*values, 1.0]) * 1.2)
+        axes.invert_yaxis()
 
 
 def _rpc_layers(data: Json, path: Path) -> list[tuple[str, float]]:
@@ -92,18 +102,15 @@ def _handshakes(data: Json, path: Path) -> list[tuple[str, float]]:
 def _policy(data: Json, path: Path) -> list[tuple[str, float]]:
     sizes = sorted(data["results"].values(), key=lambda r: r["rules"])
     rules = [r["rules"] for r in sizes]
-    figure, axes = plt.subplots(figsize=(7, 3.2), dpi=100)
-    axes.plot(rules, [r["engine"]["median_us"] for r in sizes], marker="o", label="grpcsec")
-    axes.plot(rules, [r["naive"]["median_us"] for r in sizes], marker="s", label="naive scan")
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xlabel("rules in the policy")
-    axes.set_ylabel("median µs per decision")
-    axes.set_title("A43 evaluation by rule count (authz.py)", fontsize=10)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    with _chart(path) as axes:
+        axes.plot(rules, [r["engine"]["median_us"] for r in sizes], marker="o", label="grpcsec")
+        axes.plot(rules, [r["naive"]["median_us"] for r in sizes], marker="s", label="naive scan")
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("rules in the policy")
+        axes.set_ylabel("median µs per decision")
+        axes.set_title("A43 evaluation by rule count (authz.py)", fontsize=10)
+        axes.legend()
     return [(f"{r['rules']} rules: naive / grpcsec", r["speedup_median"]) for r in sizes]
 
 
@@ -126,19 +133,18 @@ def _rotation(data: Json, path: Path) -> list[tuple[str, float]]:
 def _jwt(data: Json, path: Path) -> list[tuple[str, float]]:
     ratios = data["in_process"]["cold_vs_cached_ratio"]
     rows = [(f"{alg}: cold / cached verification", value) for alg, value in ratios.items()]
-    figure, axes = plt.subplots(figsize=(7, 3.2), dpi=100)
-    verify = data["in_process"]["us_per_call"]["verify"]
-    labels = list(verify)
-    axes.bar([f"{a} cold" for a in labels], [verify[a]["cold"] for a in labels], color="#a84040")
-    axes.bar(
-        [f"{a} cached" for a in labels], [verify[a]["cached"] for a in labels], color="#4063a8"
-    )
-    axes.set_yscale("log")
-    axes.set_ylabel("µs per verification (log)")
-    axes.set_title("JWT verification, cold vs cached (authn.py)", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    with _chart(path) as axes:
+        verify = data["in_process"]["us_per_call"]["verify"]
+        labels = list(verify)
+        axes.bar(
+            [f"{a} cold" for a in labels], [verify[a]["cold"] for a in labels], color="#a84040"
+        )
+        axes.bar(
+            [f"{a} cached" for a in labels], [verify[a]["cached"] for a in labels], color="#4063a8"
+        )
+        axes.set_yscale("log")
+        axes.set_ylabel("µs per verification (log)")
+        axes.set_title("JWT verification, cold vs cached (authn.py)", fontsize=10)
     for kind, found in data["end_to_end"].items():
         for variant in ("jwt_cached", "jwt_uncached", "secured"):
             threads = found["ratio_vs_bare"][variant]
@@ -153,17 +159,14 @@ def _crl(data: Json, path: Path) -> list[tuple[str, float]]:
         ("lookup, big CRL vs small", data["lookup_ratio_big_vs_small"]),
         ("load, big CRL vs empty", data["load_ratio_big_vs_empty"]),
     ]
-    figure, axes = plt.subplots(figsize=(7, 3.2), dpi=100)
-    calls = data["us_per_call"]
-    axes.bar(list(calls), list(calls.values()), color="#4063a8")
-    axes.set_yscale("log")
-    axes.set_ylabel("µs per check (log)")
-    axes.set_title(
-        f"Revocation check, {data['params']['entries']:,}-entry CRL (crl.py)", fontsize=10
-    )
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    with _chart(path) as axes:
+        calls = data["us_per_call"]
+        axes.bar(list(calls), list(calls.values()), color="#4063a8")
+        axes.set_yscale("log")
+        axes.set_ylabel("µs per check (log)")
+        axes.set_title(
+            f"Revocation check, {data['params']['entries']:,}-entry CRL (crl.py)", fontsize=10
+        )
     return rows
 
 
