@@ -39,6 +39,7 @@ from grpcsec.pki import (
     SubjectAltNames,
     write_files,
 )
+from tests.peers import missing
 
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
 START_TIMEOUT = 20.0
@@ -105,9 +106,7 @@ def run_pebble(
     """Start pebble in ``directory`` (see the module docstring), issuing certificates valid
     for ``validity`` seconds (pebble's default: 5 years); stop it on exit."""
     if not Path(PEBBLE).is_file():
-        if os.environ.get("GRPCSEC_REQUIRE_INTEROP") == "1":
-            pytest.fail("pebble is missing although GRPCSEC_REQUIRE_INTEROP=1")
-        pytest.skip("pebble (Debian package 'pebble') is not installed; interop/install.sh")
+        missing("pebble (Debian package 'pebble') is not installed; interop/install.sh")
     ca = CertificateAuthority.create("pebble https test CA")
     https = ca.issue(Profile.SERVER, SubjectAltNames.build(dns=["localhost"], ips=["127.0.0.1"]))
     directory.mkdir(parents=True, exist_ok=True)

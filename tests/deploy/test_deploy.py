@@ -19,7 +19,6 @@ Not checked here: that Grafana renders the dashboard, or that a cluster accepts 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ from grpcsec.authz.parse import parse_policy
 from grpcsec.monitor import ServiceMetrics
 from grpcsec.monitor.exporter import CertificateCollector
 from grpcsec.server import SecurityConfig
+from tests.peers import require_command
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -47,13 +47,7 @@ METRIC = re.compile(r"\bgrpcsec_[a-z0-9_]+")
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    reason = f"{name} is not installed (tools/install-prometheus.sh installs promtool)"
-    if os.environ.get("GRPCSEC_REQUIRE_INTEROP") == "1":
-        pytest.fail(f"{reason}, although GRPCSEC_REQUIRE_INTEROP=1")
-    pytest.skip(reason)
+    return require_command(name, "tools/install-prometheus.sh installs promtool")
 
 
 def _run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -55,6 +55,7 @@ from grpcsec.pki import (
     write_files,
 )
 from grpcsec.target import Target
+from tests.peers import missing
 from tests.servers import RunningServer, ServeConfig, start_sync
 
 REPO = Path(__file__).resolve().parents[2]
@@ -393,10 +394,7 @@ def server_process(argv: Sequence[str], ready: str, **kwargs: Any) -> Iterator[i
 def go_server_binary() -> Path:
     """The grpc-go Greeter; a skip (or, with GRPCSEC_REQUIRE_INTEROP=1, a failure) without it."""
     if not GO_SERVER.is_file():
-        reason = f"the grpc-go server is not built ({GO_SERVER}); run interop/install.sh"
-        if os.environ.get("GRPCSEC_REQUIRE_INTEROP") == "1":
-            pytest.fail(f"interop peer missing although required: {reason}")
-        pytest.skip(reason)
+        missing(f"the grpc-go server is not built ({GO_SERVER}); run interop/install.sh")
     return GO_SERVER
 
 

@@ -39,6 +39,7 @@ from grpcsec.pki import (
     SubjectAltNames,
     write_files,
 )
+from tests.peers import missing
 
 REPO = Path(__file__).resolve().parents[2]
 INTEROP = REPO / "interop"
@@ -47,14 +48,6 @@ GO_SERVER = INTEROP / "build" / "bin" / "greeter-server"
 NODE_CLIENT = INTEROP / "node" / "client.js"
 NODE_MODULES = INTEROP / "node" / "node_modules"
 INSTALL_HINT = "run interop/install.sh first"
-
-
-def missing(reason: str) -> None:
-    """Skip a test whose peer is not installed; ``./dev test`` sets GRPCSEC_REQUIRE_INTEROP=1
-    after running interop/install.sh, and then a missing peer is a failure, not a skip."""
-    if os.environ.get("GRPCSEC_REQUIRE_INTEROP") == "1":
-        pytest.fail(f"interop peer missing although required: {reason}")
-    pytest.skip(reason)
 
 
 SERVER_NAME = "greeter.test"

@@ -12,9 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
@@ -42,6 +40,7 @@ from grpcsec.pki import (
     certificates_pem,
 )
 from grpcsec.target import Target
+from tests.peers import require_command
 from tests.servers import ServeConfig, start_sync
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
@@ -229,13 +228,7 @@ def http_get(url: str, timeout: float = 5.0) -> str:
 # -- Prometheus ------------------------------------------------------------------------------------
 def prometheus_binary() -> str:
     """The ``prometheus`` binary; skip without it, unless GRPCSEC_REQUIRE_INTEROP=1 (fail)."""
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    reason = "prometheus is not installed (run tools/install-prometheus.sh)"
-    if os.environ.get("GRPCSEC_REQUIRE_INTEROP") == "1":
-        pytest.fail(f"{reason}, although GRPCSEC_REQUIRE_INTEROP=1")
-    pytest.skip(reason)
+    return require_command("prometheus", "run tools/install-prometheus.sh")
 
 
 @dataclass
