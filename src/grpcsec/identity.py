@@ -126,18 +126,8 @@ def certificate_facts_cache_info() -> functools._CacheInfo:
     return _certificate_facts.cache_info()
 
 
-_PEER_KEYS = (
-    "transport_security_type",
-    "security_level",
-    "ssl_tls_version",
-    "ssl_requested_server_name",
-    "x509_pem_cert",
-    "x509_pem_cert_chain",
-)
-
-
-def _raw(auth: AuthContext, key: str) -> bytes | None:
-    values = auth.get(key)
+def _first(values: Sequence[bytes] | None) -> bytes | None:
+    """The first value of one auth-context property (as ``bytes``), ``None`` without one."""
     return bytes(values[0]) if values else None
 
 
@@ -208,7 +198,16 @@ class Peer:
         Memoized on everything it reads (the address and the raw auth-context values), so the
         RPCs of one connection share one immutable value: a hit costs building the key.
         """
-        key = (address, *(_raw(auth, name) for name in _PEER_KEYS))
+        get = auth.get  # spelled out rather than a generator: this runs on every call
+        key = (
+            address,
+            _first(get("transport_security_type")),
+            _first(get("security_level")),
+            _first(get("ssl_tls_version")),
+            _first(get("ssl_requested_server_name")),
+            _first(get("x509_pem_cert")),
+            _first(get("x509_pem_cert_chain")),
+        )
         return _peer_for(key)
 
     @classmethod
@@ -276,7 +275,9 @@ class Peer:
 
 @functools.lru_cache(maxsize=_CACHE_SIZE * 4)
 def _peer_for(key: tuple[object, ...]) -> Peer:
-    """The :class:`Peer` for one memo key ``(address, *raw values of _PEER_KEYS)``."""
+    """The :class:`Peer` for one memo key: the address, then the first raw value of
+    ``transport_security_type``, ``security_level``, ``ssl_tls_version``,
+    ``ssl_requested_server_name``, ``x509_pem_cert`` and ``x509_pem_cert_chain``."""
     address, transport_raw, level, version, server_name, pem, chain_pem = key
     transport = TransportSecurity.from_auth_type(_text(transport_raw))
     facts = None

@@ -242,3 +242,32 @@ def test_check_leaves_non_svids_to_the_allow_lists_and_refuses_unreadable_chains
     strict_form = SpiffeBindingCheck(lambda: unbound, require_svid=True)
     assert reason(strict_form, peer_of(svid(fed.p, ["spiffe://A.test/x"]))) == "spiffe_id_invalid"
     assert reason(strict_form, peer_of(svid(fed.q, ["spiffe://a.test/x"]))) is None  # unbound
+
+
+def test_check_does_not_build_the_peer_when_nothing_is_enforced(fed: Federation) -> None:
+    """Unbound bundles and no SPIFFE allow-list: the check returns before asking for the peer
+    (building it from grpcio's auth context is most of a guarded call's cost), so a server
+    without SPIFFE rules pays nothing for it; with either, the peer is read and judged."""
+    built: list[Peer] = []
+    forged = peer_of(svid(fed.p, ["spiffe://A.test/x"]))
+
+    def lazy_call() -> CallInfo:
+        def source() -> Peer:
+            built.append(forged)
+            return forged
+
+        return CallInfo(method="/a.B/C", metadata=(), peer_source=source)
+
+    unbound = TrustDomainBundles.from_anchors([fed.p.certificate])
+    assert SpiffeBindingCheck(lambda: unbound, require_svid=False).check(lazy_call()) is None
+    assert built == []
+    strict = SpiffeBindingCheck(lambda: unbound, require_svid=True)
+    with pytest.raises(AuthenticationError) as refused:
+        strict.check(lazy_call())
+    assert refused.value.reason == "spiffe_id_invalid"
+    assert built == [forged]
+    bound = TrustDomainBundles.from_anchors([fed.a.certificate])
+    assert bound.bound
+    with pytest.raises(AuthenticationError):
+        SpiffeBindingCheck(lambda: bound, require_svid=False).check(lazy_call())
+    assert len(built) == 2
