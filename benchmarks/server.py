@@ -24,7 +24,11 @@ header for every server) drives them in rounds that visit every variant in a rot
 Each variant reports calls/s, p50/p99 latency (medians over rounds), server CPU µs per call
 (from ``/proc`` of the server's processes, nghttpx + backend for the sidecar, summed over every
 round) and its throughput ratio to ``bare`` (median of per-round ratios).
-``extra_server_cpu_us_per_layer`` is each layer's CPU per call minus the previous one's. Goals
+``extra_server_cpu_us_per_layer`` is each layer's CPU per call minus the previous one's; on a
+small machine those differences are within the rounds' noise (``ratio_vs_bare_quartiles`` shows
+how far the rounds disagree), so ``guard_us_per_call_in_process`` gives the floor precisely: the
+guard's checks alone per call, timed inside a real server on a real call. ``--threads 1`` makes
+the client sequential (latency-bound, as the issue's hand measurement of the sidecar was). Goals
 (issue 13): ``secured`` >= 0.95 x ``bare`` calls/s, and >= 1.3 x ``sidecar`` at no worse p99.
 Negative controls after the rounds: on the ``secured`` server a call without the token must be
 refused UNAUTHENTICATED and a certificate whose CN is not allowed PERMISSION_DENIED.
@@ -238,6 +242,48 @@ async def serve_aio(variant: str, directory: Path) -> None:
         await stop(0)
 
 
+def guard_cost(directory: Path, token: str, layers: tuple[str, ...]) -> dict[str, float]:
+    """Per layer, µs per call of the guard's checks alone: ``Guard.admit`` run again and again
+    on the context of one real call (a sync ``secure_server`` in this process, over mTLS, the
+    same token). Best of 5 batches of 2,000. It is the floor under each layer's extra server
+    CPU: what grpcio's dispatch, the GIL and the other threads add comes on top of it."""
+    found: dict[str, float] = {}
+
+    def measure(guard: Any, context: Any) -> float:
+        raw = getattr(context, "_grpcsec_context", context)  # the guard's view wraps grpcio's
+        metadata = raw.invocation_metadata()
+        batches = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(2000):
+                guard.admit(ECHO, metadata, raw)
+            batches.append((time.perf_counter() - started) / 2000 * 1e6)
+        return min(batches)
+
+    for layer in layers:
+        secure = secure_server(layer_config(layer, directory, aio=False))
+        guard = secure._core.guard  # (private: a benchmark may look inside)
+
+        def behaviour(_request: bytes, context: Any, guard: Any = guard) -> bytes:
+            return str(measure(guard, context)).encode()
+
+        secure.server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(behaviour)}
+                ),
+            )
+        )
+        secure.start()
+        client = Client(secure.port, directory, token)
+        try:
+            found[layer] = round(float(client.send(PAYLOAD)), 2)
+        finally:
+            client.close()
+            secure.stop(0)
+    return found
+
+
 def server_spec(variant: str, kind: str, directory: Path) -> ServerSpec:
     return ServerSpec(__file__, ("--serve", variant, "--kind", kind, "--material", str(directory)))
 
@@ -258,8 +304,12 @@ class Client:
         self._echo = self.channel.unary_unary(ECHO)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
+    def send(self, payload: bytes) -> bytes:
+        """One call; the reply."""
+        return bytes(self._echo(payload, metadata=self._metadata, timeout=RPC_TIMEOUT))
+
     def call(self) -> None:
-        if self._echo(PAYLOAD, metadata=self._metadata, timeout=RPC_TIMEOUT) != PAYLOAD:
+        if self.send(PAYLOAD) != PAYLOAD:
             raise RuntimeError("wrong echo")
 
     def outcome(self) -> str:
@@ -385,6 +435,7 @@ def run(params: Params, kinds: tuple[str, ...], chosen: tuple[str, ...]) -> dict
     with tempfile.TemporaryDirectory(prefix="grpcsec-bench-server-") as tmp:
         token = make_material(Path(tmp))
         results = {kind: measure_kind(kind, Path(tmp), token, params, variants) for kind in kinds}
+        in_process = guard_cost(Path(tmp), token, tuple(v for v in LAYERS if v in variants))
     vs_bare = {kind: results[kind]["secured_vs_bare"] for kind in kinds}
     out: dict[str, Any] = {
         "benchmark": "unary echo over mTLS, client and server processes: bare grpcio vs "
@@ -393,6 +444,7 @@ def run(params: Params, kinds: tuple[str, ...], chosen: tuple[str, ...]) -> dict
         "secured_vs_bare": vs_bare,
         "target_vs_bare": TARGET_VS_BARE,
         "meets_target_vs_bare": all(v >= TARGET_VS_BARE for v in vs_bare.values()),
+        "guard_us_per_call_in_process": in_process,
     }
     if binary is None:
         out["sidecar"] = {"skipped": "nghttpx not found (interop/install.sh installs it)"}
@@ -472,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="very few calls (CI smoke)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 10)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per segment")
+    parser.add_argument(
+        "--threads", type=int, default=CLIENT_THREADS, help="client threads (1: sequential)"
+    )
     parser.add_argument("--kinds", choices=KINDS, nargs="+", default=list(KINDS))
     parser.add_argument(
         "--variants",
@@ -503,12 +558,13 @@ def main(argv: list[str] | None = None) -> int:
         params = Params(warmup=20, rounds=2, max_calls=200, seconds=0.25)
     else:
         params = Params(warmup=300, rounds=10, max_calls=50_000, seconds=1.0)
+    params = dataclasses.replace(params, threads=args.threads)
     if args.rounds is not None:
         params = dataclasses.replace(params, rounds=args.rounds)
     if args.seconds is not None:
         params = dataclasses.replace(params, seconds=args.seconds)
-    if params.rounds < 1 or params.seconds <= 0:
-        parser.error("--rounds must be >= 1 and --seconds > 0")
+    if params.rounds < 1 or params.seconds <= 0 or params.threads < 1:
+        parser.error("--rounds and --threads must be >= 1 and --seconds > 0")
     chosen = (*args.variants, "bare", "secured")
     print_json(run(params, tuple(args.kinds), chosen))
     return 0

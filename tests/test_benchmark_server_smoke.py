@@ -62,6 +62,9 @@ def test_server_benchmark_quick() -> None:
             assert positive(summary["secured_vs_sidecar"]["throughput_ratio"])
             assert positive(summary["secured_vs_sidecar"]["p99_ratio"])
     assert isinstance(result["meets_target_vs_bare"], bool)
+    in_process = result["guard_us_per_call_in_process"]
+    assert set(in_process) == LAYERS - {"bare"}
+    assert all(positive(value) for value in in_process.values()), in_process
     assert result["params"]["rounds"] == 2
     assert result["grpcio"]
 
