@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from grpcsec.authn import CallInfo, ClientCertAllowList, RequireClientCert
-from grpcsec.authn.methods import MethodRules, MethodSet, parse_method_pattern
+from grpcsec.authn.methods import MethodRules, MethodSet, MethodTable, parse_method_pattern
 from grpcsec.authn.mtls import normalize_fingerprint
 from grpcsec.credentials import channel_credentials, server_credentials
 from grpcsec.errors import AuthenticationError, AuthorizationError, ConfigurationError
@@ -133,6 +133,24 @@ def test_method_rules_most_specific_wins() -> None:
     assert rules.for_method("garbage") == "default"
     assert "/pkg.Svc/Get" in MethodSet(["/pkg.Svc/Get"])
     assert "/pkg.Svc/List" not in MethodSet(["/pkg.Svc/Get"])
+
+
+def test_method_table_remembers_within_its_bound_and_answers_the_same() -> None:
+    """The per-call table gives what the rules and the exempt set give, from memory the second
+    time; a flood of new method strings (the caller chooses them) only makes it start over."""
+    table = MethodTable(
+        "default", {"/pkg.Svc/*": "service", "/pkg.Svc/Get": "method"}, ["/pkg.Health/*"]
+    )
+    for _ in range(2):
+        assert table.for_method("/pkg.Svc/Get") == "method"
+        assert table.for_method("/pkg.Svc/List") == "service"
+        assert table.for_method("/pkg.Other/Get") == "default"
+        assert table.for_method("/pkg.Health/Check") is None
+    for i in range(3 * MethodTable.SIZE):
+        assert table.for_method(f"/flood.S{i}/M") == "default"
+        assert len(table._memo) <= MethodTable.SIZE
+    assert table.for_method("/pkg.Health/Check") is None
+    assert table.for_method("/pkg.Svc/Get") == "method"
 
 
 @pytest.mark.parametrize(

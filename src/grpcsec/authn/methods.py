@@ -6,8 +6,9 @@ Patterns are parsed once, at construction:
 * ``/pkg.Service/*``: every method of that service.
 
 The most specific pattern wins (method before service before the default), so order does not
-matter. Lookups are two dictionary probes; results are not cached per method because an
-attacker chooses the method string.
+matter. Lookups are two dictionary probes. :class:`MethodTable` (what the guard's checks use on
+every call) also remembers its answers per method string in a bounded table: the caller
+chooses that string, so a flood of new ones only makes the table start over.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Generic, TypeVar
 
 from grpcsec.errors import ConfigurationError
 
-__all__ = ["MethodRules", "MethodSet", "parse_method_pattern"]
+__all__ = ["MethodRules", "MethodSet", "MethodTable", "parse_method_pattern"]
 
 T = TypeVar("T")
 
@@ -117,3 +118,34 @@ class MethodSet:
 
     def __repr__(self) -> str:
         return f"MethodSet({self.patterns()!r})"
+
+
+class MethodTable(Generic[T]):
+    """What a check applies to each method: ``None`` for an ``exempt`` method, else the most
+    specific of ``rules`` or ``default`` (:class:`MethodRules`). Answers are remembered per
+    method string, at most :attr:`SIZE` of them (then the table starts over)."""
+
+    __slots__ = ("_memo", "exempt", "rules")
+
+    SIZE = 512
+
+    def __init__(
+        self,
+        default: T,
+        rules: Mapping[str, T] | Iterable[tuple[str, T]] = (),
+        exempt: Iterable[str] = (),
+    ) -> None:
+        self.rules: MethodRules[T] = MethodRules(default, rules)
+        self.exempt = MethodSet(exempt)
+        self._memo: dict[str, T | None] = {}
+
+    def for_method(self, method: str) -> T | None:
+        """The value for ``method``; ``None`` when it is exempt."""
+        memo = self._memo
+        if method in memo:
+            return memo[method]
+        found = None if method in self.exempt else self.rules.for_method(method)
+        if len(memo) >= self.SIZE:
+            memo.clear()
+        memo[method] = found
+        return found

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from grpcsec.authn.methods import MethodRules, MethodSet
+from grpcsec.authn.methods import MethodTable
 from grpcsec.authn.trust_domains import parse_trust_domain, svid_problem
 from grpcsec.call import CallInfo, denied
 from grpcsec.errors import AuthenticationError, ConfigurationError, IssuanceError
@@ -256,7 +256,7 @@ class RequireClientCert:
     logged once at construction.
     """
 
-    __slots__ = ("_exempt", "_rules", "_uniform")
+    __slots__ = ("_table",)
 
     def __init__(
         self,
@@ -265,23 +265,18 @@ class RequireClientCert:
         methods: Mapping[str, ClientCertAllowList] | None = None,
         exempt: Iterable[str] = (),
     ) -> None:
-        self._rules = MethodRules(allow, methods or {})
-        self._exempt = MethodSet(exempt)
-        self._uniform = None if (self._exempt or methods) else allow
+        self._table = MethodTable(allow, methods or {}, exempt)
         if allow.empty:
             log.warning("client certificate allow-list is empty: every call is denied")
-        if self._exempt:
+        if self._table.exempt:
             log.warning(
-                "client certificates are not required for %s", ", ".join(self._exempt.patterns())
+                "client certificates are not required for %s",
+                ", ".join(self._table.exempt.patterns()),
             )
 
     def allow_list_for(self, method: str) -> ClientCertAllowList | None:
         """The allow-list that applies to ``method`` (``None`` when it is exempt)."""
-        if self._uniform is not None:
-            return self._uniform
-        if method in self._exempt:
-            return None
-        return self._rules.for_method(method)
+        return self._table.for_method(method)
 
     def check(self, call: CallInfo) -> None:
         """Raise unless the caller's certificate is on the method's allow-list."""
@@ -315,4 +310,4 @@ class RequireClientCert:
             )
 
     def __repr__(self) -> str:
-        return f"RequireClientCert(rules={self._rules!r}, exempt={self._exempt!r})"
+        return f"RequireClientCert(rules={self._table.rules!r}, exempt={self._table.exempt!r})"

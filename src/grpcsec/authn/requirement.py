@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from grpcsec.authn.bearer import bearer_token
-from grpcsec.authn.methods import MethodRules, MethodSet
+from grpcsec.authn.methods import MethodTable
 from grpcsec.authn.verified import VerifiedToken, shorten, string_set
 from grpcsec.authn.verifier import JWTVerifier
 from grpcsec.call import CallInfo, denied
@@ -63,7 +63,7 @@ class RequireBearerToken:
     ``call.claims``.
     """
 
-    __slots__ = ("_exempt", "_refreshes", "_rules", "_uniform", "verifier")
+    __slots__ = ("_refreshes", "_table", "verifier")
 
     def __init__(
         self,
@@ -75,20 +75,16 @@ class RequireBearerToken:
         exempt: Iterable[str] = (),
     ) -> None:
         self.verifier = verifier
-        self._rules = MethodRules(TokenRequirement(scopes=scopes, claims=claims), methods or {})
-        self._exempt = MethodSet(exempt)
-        self._uniform = None if (self._exempt or methods) else self._rules.default
+        default = TokenRequirement(scopes=scopes, claims=claims)
+        self._table = MethodTable(default, methods or {}, exempt)
         self._refreshes: set[asyncio.Future[None]] = set()
-        if self._exempt:
-            log.warning("bearer tokens are not required for %s", ", ".join(self._exempt.patterns()))
+        if self._table.exempt:
+            exempt = ", ".join(self._table.exempt.patterns())
+            log.warning("bearer tokens are not required for %s", exempt)
 
     def requirement_for(self, method: str) -> TokenRequirement | None:
         """What ``method`` requires (``None`` when it is exempt)."""
-        if self._uniform is not None:
-            return self._uniform
-        if method in self._exempt:
-            return None
-        return self._rules.for_method(method)
+        return self._table.for_method(method)
 
     def _token(self, call: CallInfo) -> str:
         return bearer_token(call.metadata, max_bytes=self.verifier.max_token_bytes)
@@ -140,4 +136,4 @@ class RequireBearerToken:
         return self._authorize(call, requirement, verified)
 
     def __repr__(self) -> str:
-        return f"RequireBearerToken({self.verifier!r}, rules={self._rules!r})"
+        return f"RequireBearerToken({self.verifier!r}, rules={self._table.rules!r})"
