@@ -65,11 +65,25 @@ def _chart(path: Path) -> Iterator[Any]:
         plt.close(figure)
 
 
-def _bars(path: Path, title: str, rows: list[tuple[str, float]], baseline: str) -> None:
+def _bars(
+    path: Path,
+    title: str,
+    rows: list[tuple[str, float]],
+    baseline: str,
+    spread: list[tuple[float, float]] | None = None,
+) -> None:
+    """Horizontal bars of ``rows``; ``spread`` (one ``(low, high)`` per row) draws each bar's
+    noise band as an error bar."""
     labels = [label for label, _ in rows]
     values = [value for _, value in rows]
+    errors = None
+    if spread is not None:
+        errors = [
+            [max(0.0, v - low) for v, (low, _) in zip(values, spread, strict=True)],
+            [max(0.0, high - v) for v, (_, high) in zip(values, spread, strict=True)],
+        ]
     with _chart(path) as axes:
-        bars = axes.barh(labels, values, color="#4063a8")
+        bars = axes.barh(labels, values, color="#4063a8", xerr=errors, ecolor="#999999")
         axes.axvline(1.0, color="#444444", linewidth=1, linestyle="--")
         axes.set_xlabel(f"ratio to {baseline} (same run; 1.0 = equal)")
         axes.set_title(title, fontsize=10)
@@ -79,14 +93,21 @@ def _bars(path: Path, title: str, rows: list[tuple[str, float]], baseline: str) 
 
 
 def _rpc_layers(data: Json, path: Path) -> list[tuple[str, float]]:
+    """The median of the rounds' paired ratios, with their quartiles as the noise band (older
+    results without them: the ratio of median rates, no band)."""
     rows: list[tuple[str, float]] = []
+    spread: list[tuple[float, float]] = []
     for kind, found in data["kinds"].items():
         variants = found["variants"]
         bare = variants["bare"]["calls_per_second"]
         for name, variant in variants.items():
             if name != "bare":
-                rows.append((f"{kind}: {name}", variant["calls_per_second"] / bare))
-    _bars(path, "Unary calls/s by layer (server.py)", rows, "bare grpcio mTLS")
+                ratio = variant.get("ratio_vs_bare", variant["calls_per_second"] / bare)
+                rows.append((f"{kind}: {name}", ratio))
+                low, high = variant.get("ratio_vs_bare_quartiles", (ratio, ratio))
+                spread.append((low, high))
+    title = "Unary calls/s by layer (server.py; bars: rounds' quartiles)"
+    _bars(path, title, rows, "bare grpcio mTLS", spread)
     return rows
 
 
@@ -173,8 +194,9 @@ def _crl(data: Json, path: Path) -> list[tuple[str, float]]:
 SECTIONS = (
     Section("server", "RPC overhead by layer", "unary calls per second through each layer of "
             "`grpcsec.server` (guard, CN allow-list, cached JWT, 100-rule A43 policy, all of them) "
-            "and through an nghttpx sidecar, as a ratio to bare grpcio mTLS; client and server in "
-            "separate processes", _rpc_layers),
+            "and through an nghttpx sidecar, as a ratio to bare grpcio mTLS (the median of the "
+            "rounds' paired ratios; the error bars span their middle half, this machine's noise); "
+            "client and server in separate processes", _rpc_layers),
     Section("handshake", "Handshakes by key type", "new connections per second (mTLS "
             "handshake + one call) by key type, as a ratio to plaintext connections in the same "
             "run", _handshakes),

@@ -104,9 +104,9 @@ export GO111MODULE=off
 export GOPATH="$GOPATH_DIR:/usr/share/gocode"
 export GOCACHE="$BUILD/gocache"
 export GOPROXY=off GOFLAGS="" GOTOOLCHAIN=local CGO_ENABLED=0
-for program in client server crlcheck; do
+for program in client server crlcheck load; do
     binary="greeter-$program"
-    [ "$program" = crlcheck ] && binary=crlcheck
+    case $program in crlcheck) binary=crlcheck ;; load) binary=grpc-load ;; esac
     rm -rf "${PKG_ROOT:?}/$program"
     cp -R "$HERE/go/$program" "$PKG_ROOT/$program"
     step=$SECONDS

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.peers import missing
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "server.py"
 LAYERS = {"bare", "guard", "cn", "jwt", "policy", "secured"}
 ROW = {"calls_per_second", "p50_ms", "p99_ms", "server_cpu_us_per_call"}
@@ -62,6 +64,7 @@ def test_server_benchmark_quick() -> None:
             assert positive(summary["secured_vs_sidecar"]["throughput_ratio"])
             assert positive(summary["secured_vs_sidecar"]["p99_ratio"])
     assert isinstance(result["meets_target_vs_bare"], bool)
+    assert result["failed_calls"] == {}
     in_process = result["guard_us_per_call_in_process"]
     assert set(in_process) == LAYERS - {"bare"}
     assert all(positive(value) for value in in_process.values()), in_process
@@ -86,3 +89,25 @@ def test_server_benchmark_without_nghttpx_skips_the_sidecar_with_a_note() -> Non
     assert "nghttpx not found" in completed.stderr
     assert set(result["kinds"]["sync"]["variants"]) == {"bare", "secured"}
     assert "secured_vs_sidecar" not in result
+
+
+def test_server_benchmark_with_the_go_caller() -> None:
+    """``--client go``: grpc-go (``interop/build/bin/grpc-load``) calls every server with the
+    token, every call succeeds, and the same caller without its token file gets nothing in."""
+    loader = SCRIPT.parent.parent / "interop" / "build" / "bin" / "grpc-load"
+    if not loader.exists():
+        missing(f"{loader} is not built (interop/install.sh builds it)")
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--client", "go", "--kinds", "sync"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    summary = json.loads(completed.stdout)["kinds"]["sync"]
+    for name, row in summary["variants"].items():
+        assert row["failures"] == 0, (name, row)
+        assert row["calls"] > 0, (name, row)
+    assert summary["negative_controls"]["go_without_token"] == "refused"
+    assert summary["negative_controls"]["without_token"] == "UNAUTHENTICATED"
