@@ -31,16 +31,22 @@ def positive(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
-def test_server_benchmark_quick() -> None:
+def run_quick(*arguments: str, env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
+    """``server.py --quick`` with ``arguments``: its JSON and its stderr (it must succeed)."""
     completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
+        [sys.executable, str(SCRIPT), "--quick", *arguments],
         capture_output=True,
         text=True,
         timeout=100,
         check=False,
+        env=env,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
-    result: dict[str, Any] = json.loads(completed.stdout)
+    return json.loads(completed.stdout), completed.stderr
+
+
+def test_server_benchmark_quick() -> None:
+    result, _ = run_quick()
     sidecar = "skipped" not in result["sidecar"]
     expected = LAYERS | {"sidecar"} if sidecar else LAYERS
 
@@ -75,18 +81,11 @@ def test_server_benchmark_quick() -> None:
 def test_server_benchmark_without_nghttpx_skips_the_sidecar_with_a_note() -> None:
     """Without nghttpx (``NGHTTPX=""``: none) the run still succeeds and says why the sidecar
     path is missing."""
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--kinds", "sync", "--variants", "sidecar"],
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-        env={**os.environ, "NGHTTPX": ""},
+    result, stderr = run_quick(
+        "--kinds", "sync", "--variants", "sidecar", env={**os.environ, "NGHTTPX": ""}
     )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    result: dict[str, Any] = json.loads(completed.stdout)
     assert "nghttpx not found" in result["sidecar"]["skipped"]
-    assert "nghttpx not found" in completed.stderr
+    assert "nghttpx not found" in stderr
     assert set(result["kinds"]["sync"]["variants"]) == {"bare", "secured"}
     assert "secured_vs_sidecar" not in result
 
@@ -97,15 +96,8 @@ def test_server_benchmark_with_the_go_caller() -> None:
     loader = SCRIPT.parent.parent / "interop" / "build" / "bin" / "grpc-load"
     if not loader.exists():
         missing(f"{loader} is not built (interop/install.sh builds it)")
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--client", "go", "--kinds", "sync"],
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = json.loads(completed.stdout)["kinds"]["sync"]
+    result, _ = run_quick("--client", "go", "--kinds", "sync")
+    summary = result["kinds"]["sync"]
     for name, row in summary["variants"].items():
         assert row["failures"] == 0, (name, row)
         assert row["calls"] > 0, (name, row)
