@@ -188,8 +188,10 @@ async def _echo_async(request: bytes, _context: Any) -> bytes:
     return request
 
 
-def echo_handler(*, aio: bool) -> grpc.GenericRpcHandler:
-    behaviour = _echo_async if aio else _echo
+def echo_handler(*, aio: bool, behaviour: Any = None) -> grpc.GenericRpcHandler:
+    """The ``Echo`` method, answered by ``behaviour`` (default: the echo itself)."""
+    if behaviour is None:
+        behaviour = _echo_async if aio else _echo
     return grpc.method_handlers_generic_handler(
         SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(behaviour)}
     )
@@ -271,13 +273,7 @@ def guard_cost(directory: Path, token: str, layers: tuple[str, ...]) -> dict[str
         def behaviour(_request: bytes, context: Any, guard: Any = guard) -> bytes:
             return str(measure(guard, context)).encode()
 
-        secure.server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(behaviour)}
-                ),
-            )
-        )
+        secure.server.add_generic_rpc_handlers((echo_handler(aio=False, behaviour=behaviour),))
         secure.start()
         client = Client(secure.port, directory, token)
         try:
